@@ -1,0 +1,517 @@
+//! The crate's one error type.
+//!
+//! [`Error`] separates what went wrong by who is at fault and whether a retry can help:
+//! the API answered with an error ([`Error::Api`]), the network failed
+//! ([`Error::Transport`], [`Error::Timeout`]), the response could not be read
+//! ([`Error::Decode`]), the caller's input was refused before anything was sent
+//! ([`Error::InvalidInput`], [`Error::Config`]), a message body could not be decoded
+//! ([`Error::Body`]), or a multi-request batch stopped part way ([`Error::BatchIncomplete`]).
+//!
+//! Nothing here ever holds a credential: request identities are method + path template
+//! (`POST /accounts/{account_id}/queues/{queue_id}/messages/pull`), never the URL.
+
+use crate::models::ContentType;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The API answered with an error: a non-2xx status, or `success: false`.
+    #[error("{0}")]
+    Api(Box<ApiError>),
+
+    /// The request could not be sent, or its response could not be received.
+    #[error("transport error on {request} after {attempts} attempt(s): {source}")]
+    Transport {
+        /// Method and path template of the failed request.
+        request: RequestLabel,
+        /// Attempts made, the failed one included.
+        attempts: u32,
+        /// The underlying HTTP client error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The request or its response took longer than the configured timeout.
+    #[error("{request} timed out after {attempts} attempt(s)")]
+    Timeout {
+        /// Method and path template of the failed request.
+        request: RequestLabel,
+        /// Attempts made, the failed one included.
+        attempts: u32,
+        /// The underlying HTTP client error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// A response arrived but did not have the expected shape.
+    #[error("{0}")]
+    Decode(Box<DecodeError>),
+
+    /// The caller's input was refused before any request was sent.
+    #[error("invalid input `{field}`: {reason}")]
+    InvalidInput {
+        /// The offending field, such as `batch_size` or `messages[3]`.
+        field: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+
+    /// The client could not be configured (missing account id, bad base URL, ...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A message body could not be decoded as asked.
+    #[error("{0}")]
+    Body(Box<BodyError>),
+
+    /// A batch that needed several requests stopped part way: the first `accepted`
+    /// messages were stored, the rest were not sent or not confirmed.
+    #[error("batch stopped after {accepted} of {total} messages were accepted: {source}")]
+    BatchIncomplete {
+        /// Messages confirmed stored, in order from the start of the batch.
+        accepted: usize,
+        /// Messages in the batch.
+        total: usize,
+        /// Why the next request failed.
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+impl Error {
+    /// Whether retrying the same request may succeed (rate limits, overload, 5xx,
+    /// network failures). Classification is by Queues error code first, then HTTP status;
+    /// see [`RetryPolicy`](crate::RetryPolicy).
+    pub fn is_retryable(&self) -> bool {
+        crate::retry::classify(self).is_retryable()
+    }
+
+    /// The Queues error code of the first error entry, if the API sent one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        self.api().and_then(ApiError::code)
+    }
+
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        self.api().map(|e| e.status)
+    }
+
+    /// The API error, if this is one (also inside [`Error::BatchIncomplete`]).
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(e) => Some(e),
+            Error::BatchIncomplete { source, .. } => source.api(),
+            _ => None,
+        }
+    }
+
+    /// How long the server asked the client to wait, from `Retry-After` or `retry-after-ms`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.api().and_then(|e| e.retry_after)
+    }
+
+    /// Attempts made before this error was returned, for errors from a request.
+    pub fn attempts(&self) -> Option<u32> {
+        match self {
+            Error::Api(e) => Some(e.attempts),
+            Error::Transport { attempts, .. } | Error::Timeout { attempts, .. } => Some(*attempts),
+            Error::Decode(e) => Some(e.attempts),
+            Error::BatchIncomplete { source, .. } => source.attempts(),
+            _ => None,
+        }
+    }
+
+    /// True for HTTP 404 and for code 10104 (queue not found).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404) || self.code() == Some(ErrorCode::QueueNotFound)
+    }
+
+    /// True for HTTP 429.
+    pub fn is_rate_limited(&self) -> bool {
+        self.status() == Some(429)
+    }
+
+    /// True for HTTP 409 with `queue_delivery_paused`: the queue's delivery is paused.
+    pub fn is_delivery_paused(&self) -> bool {
+        self.status() == Some(409)
+    }
+
+    /// True for [`Error::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn set_attempts(&mut self, n: u32) {
+        match self {
+            Error::Api(e) => e.attempts = n,
+            Error::Transport { attempts, .. } | Error::Timeout { attempts, .. } => *attempts = n,
+            Error::Decode(e) => e.attempts = n,
+            _ => {}
+        }
+    }
+}
+
+/// Method and path template of a request, such as
+/// `POST /accounts/{account_id}/queues/{queue_id}/messages/ack`. Carries no ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestLabel {
+    /// HTTP method.
+    pub method: reqwest::Method,
+    /// Path template from the OpenAPI description.
+    pub path: &'static str,
+}
+
+impl fmt::Display for RequestLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+/// An error answer from the API.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ApiError {
+    /// The HTTP status (200 when the body said `success: false`).
+    pub status: u16,
+    /// Every entry of the envelope's `errors`.
+    pub errors: Vec<ErrorDetail>,
+    /// The envelope's `messages` (strings in the Queues API).
+    pub messages: Vec<serde_json::Value>,
+    /// The `cf-ray` header: quote it to Cloudflare support.
+    pub ray_id: Option<String>,
+    /// How long the server asked the client to wait.
+    pub retry_after: Option<Duration>,
+    /// The body, when it was not a JSON envelope (e.g. an HTML 502 from the edge); at
+    /// most 64 KiB, lossily decoded as UTF-8.
+    pub raw_body: Option<String>,
+    /// The request that failed.
+    pub request: RequestLabel,
+    /// Attempts made, the failed one included.
+    pub attempts: u32,
+}
+
+impl ApiError {
+    /// The code of the first error entry.
+    pub fn code(&self) -> Option<ErrorCode> {
+        self.errors.first().map(|e| e.code)
+    }
+
+    /// The codes of all error entries.
+    pub fn codes(&self) -> impl Iterator<Item = ErrorCode> + '_ {
+        self.errors.iter().map(|e| e.code)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP {}", self.status)?;
+        if self.errors.is_empty() {
+            match &self.raw_body {
+                Some(body) => write!(f, ": non-JSON body: {}", snippet(body, 200))?,
+                None => f.write_str(": no error details")?,
+            }
+        }
+        for (i, e) in self.errors.iter().enumerate() {
+            let sep = if i == 0 { " " } else { "; " };
+            write!(
+                f,
+                "{sep}[{} {}] {}",
+                e.code.as_u32(),
+                e.code.name(),
+                e.message
+            )?;
+        }
+        write!(f, " ({}", self.request)?;
+        if let Some(ray) = &self.ray_id {
+            write!(f, ", cf-ray {ray}")?;
+        }
+        if self.attempts > 1 {
+            write!(f, ", {} attempts", self.attempts)?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// One entry of a v4 envelope's `errors` array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ErrorDetail {
+    /// The numeric code, typed.
+    #[serde(default)]
+    pub code: ErrorCode,
+    /// Human-readable message.
+    #[serde(default)]
+    pub message: String,
+    /// Link to documentation, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documentation_url: Option<String>,
+    /// Which part of the request was at fault, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ErrorSource>,
+}
+
+/// `errors[].source` of a v4 envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ErrorSource {
+    /// JSON pointer to the offending request field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+}
+
+impl ErrorDetail {
+    /// An error entry with a code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            documentation_url: None,
+            source: None,
+        }
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.as_u32())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Codes are integers, but tolerate `10250.0` like every other number of this API.
+        crate::codec::flex_u32::deserialize(d).map(ErrorCode::from_u32)
+    }
+}
+
+/// One table drives the enum, the number mapping, the names and the descriptions.
+macro_rules! error_codes {
+    ($($num:literal => $variant:ident, $name:literal, $what:literal;)*) => {
+        /// Error codes documented by Cloudflare Queues (10104 to 15000), plus any other
+        /// code the API sends, kept in [`ErrorCode::Unknown`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $(
+                #[doc = concat!("`", stringify!($num), "` ", $name, ": ", $what, ".")]
+                $variant,
+            )*
+            /// A code not in the Queues table (for example a general Cloudflare API code).
+            Unknown(u32),
+        }
+
+        impl ErrorCode {
+            /// Every documented Queues code.
+            pub const DOCUMENTED: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            /// The typed code for a number; undocumented numbers become `Unknown`.
+            pub const fn from_u32(n: u32) -> Self {
+                match n {
+                    $($num => ErrorCode::$variant,)*
+                    other => ErrorCode::Unknown(other),
+                }
+            }
+
+            /// The number on the wire.
+            pub const fn as_u32(self) -> u32 {
+                match self {
+                    $(ErrorCode::$variant => $num,)*
+                    ErrorCode::Unknown(n) => n,
+                }
+            }
+
+            /// The name Cloudflare's error-code table uses, or `"Unknown"`.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $name,)*
+                    ErrorCode::Unknown(_) => "Unknown",
+                }
+            }
+
+            /// What the code means, per Cloudflare's table.
+            pub const fn description(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $what,)*
+                    ErrorCode::Unknown(_) => "not a documented Queues error code",
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    10104 => QueueNotFound, "QueueNotFound", "queue does not exist";
+    10106 => Unauthorized, "Unauthorized", "unauthorized request";
+    10107 => QueueIdMalformed, "QueueIDMalformed", "the queue id in the URL is not a valid queue identifier";
+    10201 => ClientDisconnected, "ClientDisconnected", "client disconnected during request processing";
+    10202 => BatchDelayInvalid, "BatchDelayInvalid", "invalid batch delay";
+    10203 => MessageMetadataInvalid, "MessageMetadataInvalid", "invalid message metadata (content type or delay)";
+    10204 => MessageSizeOutOfBounds, "MessageSizeOutOfBounds", "message size out of bounds (128 KB)";
+    10205 => BatchSizeOutOfBounds, "BatchSizeOutOfBounds", "batch size out of bounds (256 KB)";
+    10206 => BatchCountOutOfBounds, "BatchCountOutOfBounds", "batch count out of bounds (100 messages)";
+    10207 => JsonRequestBodyInvalid, "JSONRequestBodyInvalid", "request JSON body does not match the expected schema";
+    10208 => JsonRequestBodyMalformed, "JSONRequestBodyMalformed", "request body is not valid JSON";
+    10250 => QueueOverloaded, "QueueOverloaded", "queue is overloaded; back off";
+    10251 => QueueStorageLimitExceeded, "QueueStorageLimitExceeded", "queue storage limit exceeded";
+    10252 => QueueDisabled, "QueueDisabled", "queue disabled";
+    10253 => FreeTierLimitExceeded, "FreeTierLimitExceeded", "free tier limit exceeded";
+    15000 => UnknownInternalError, "UnknownInternalError", "unknown internal error";
+}
+
+impl Default for ErrorCode {
+    fn default() -> Self {
+        ErrorCode::Unknown(0)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.as_u32(), self.name())
+    }
+}
+
+impl From<u32> for ErrorCode {
+    fn from(n: u32) -> Self {
+        ErrorCode::from_u32(n)
+    }
+}
+
+/// A response body that did not have the expected shape.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DecodeError {
+    /// The request whose response failed to decode.
+    pub request: RequestLabel,
+    /// HTTP status of the response.
+    pub status: u16,
+    /// JSON path of the failing field, such as `result.messages[0].attempts`, or `.`
+    /// when the body as a whole was not JSON.
+    pub path: String,
+    /// The first 200 characters of the body.
+    pub body_snippet: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The parser's error.
+    pub source: serde_json::Error,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "could not decode the response to {} (HTTP {}) at `{}`: {}; body starts: {}",
+            self.request, self.status, self.path, self.source, self.body_snippet
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// A message body that could not be decoded as asked.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BodyError {
+    /// The message's id.
+    pub message_id: String,
+    /// Its content type, from the `CF-Content-Type` metadata.
+    pub content_type: ContentType,
+    /// What failed.
+    pub kind: BodyErrorKind,
+}
+
+/// Why a message body could not be decoded.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BodyErrorKind {
+    /// The content type cannot be read outside Workers (`v8`) or is not known.
+    Unsupported,
+    /// A `json` or `bytes` body was not valid standard base64 (RFC 4648).
+    Base64(base64::DecodeError),
+    /// The body is not valid UTF-8 but text was asked for.
+    Utf8(std::str::Utf8Error),
+    /// The body is not JSON of the requested type.
+    Json(serde_json::Error),
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "message {} ({} body): ",
+            self.message_id,
+            self.content_type.as_str()
+        )?;
+        match &self.kind {
+            BodyErrorKind::Unsupported => match self.content_type {
+                ContentType::V8 => {
+                    f.write_str("v8-serialised bodies can only be read inside Workers")
+                }
+                _ => f.write_str("unsupported content type"),
+            },
+            BodyErrorKind::Base64(e) => write!(f, "invalid base64: {e}"),
+            BodyErrorKind::Utf8(e) => write!(f, "not valid UTF-8: {e}"),
+            BodyErrorKind::Json(e) => write!(f, "not the expected JSON: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            BodyErrorKind::Unsupported => None,
+            BodyErrorKind::Base64(e) => Some(e),
+            BodyErrorKind::Utf8(e) => Some(e),
+            BodyErrorKind::Json(e) => Some(e),
+        }
+    }
+}
+
+/// The first `max` characters of `s`, with an ellipsis when cut.
+pub(crate) fn snippet(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_code_round_trips() {
+        assert_eq!(ErrorCode::DOCUMENTED.len(), 16);
+        for code in ErrorCode::DOCUMENTED {
+            let n = code.as_u32();
+            assert!((10104..=15000).contains(&n));
+            assert_eq!(ErrorCode::from_u32(n), *code);
+            assert_ne!(code.name(), "Unknown");
+        }
+        assert_eq!(ErrorCode::from_u32(7003), ErrorCode::Unknown(7003));
+        assert_eq!(ErrorCode::Unknown(7003).as_u32(), 7003);
+    }
+
+    #[test]
+    fn snippet_cuts_on_char_boundaries() {
+        assert_eq!(snippet("héllo", 2), "hé…");
+        assert_eq!(snippet("hi", 5), "hi");
+    }
+}

@@ -1,0 +1,12 @@
+//! Request and response types.
+//!
+//! Most types are generated from `openapi/queues.json` (see `ARCHITECTURE.md`); this
+//! module re-exports them and adds handwritten helpers where the wire format needs
+//! interpretation: message bodies by content type, durations, metrics accessors.
+
+pub use crate::codec::AckWarning;
+pub use crate::generated::models::*;
+
+mod message;
+
+pub use message::{CONTENT_TYPE_KEY, ContentType};

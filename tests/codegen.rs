@@ -1,0 +1,176 @@
+//! Drift test: the committed `src/generated/models.rs` must be exactly what the generator
+//! makes of `openapi/queues.json`.
+//!
+//! Regenerate after editing the spec or the generator:
+//!
+//! ```text
+//! UPDATE_CODEGEN=1 cargo test --test codegen
+//! ```
+
+#[path = "codegen/generator.rs"]
+mod generator;
+
+use serde_json::Value;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const REGENERATE: &str = "UPDATE_CODEGEN=1 cargo test --test codegen";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn committed_path() -> PathBuf {
+    root().join("src/generated/models.rs")
+}
+
+/// Runs the generator on a spec file and formats the result with rustfmt.
+fn generate_from(spec_path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(spec_path)
+        .map_err(|e| format!("read {}: {e}", spec_path.display()))?;
+    let spec: Value =
+        serde_json::from_str(&text).map_err(|e| format!("parse {}: {e}", spec_path.display()))?;
+    let raw = generator::render(&spec)?;
+    rustfmt(&raw)
+}
+
+fn rustfmt(code: &str) -> Result<String, String> {
+    let rustfmt = std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".to_owned());
+    let mut child = Command::new(rustfmt)
+        .args(["--edition", "2024"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!("could not start rustfmt (is the rustfmt component installed?): {e}")
+        })?;
+    child
+        .stdin
+        .take()
+        .ok_or("rustfmt stdin")?
+        .write_all(code.as_bytes())
+        .map_err(|e| format!("write to rustfmt: {e}"))?;
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("rustfmt: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "rustfmt rejected the generated code:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    String::from_utf8(output.stdout).map_err(|e| format!("rustfmt output: {e}"))
+}
+
+/// Compares what the spec generates with the committed file; `Err` carries a readable diff.
+fn check_drift(spec_path: &Path, committed: &str) -> Result<(), String> {
+    let fresh = generate_from(spec_path)?;
+    if fresh == committed {
+        return Ok(());
+    }
+    let mut report = format!(
+        "src/generated/models.rs no longer matches {}.\nRun `{REGENERATE}` and commit the result.\nFirst differences (- committed, + generated):\n",
+        spec_path.display()
+    );
+    let (old, new): (Vec<_>, Vec<_>) = (committed.lines().collect(), fresh.lines().collect());
+    let mut shown = 0;
+    for i in 0..old.len().max(new.len()) {
+        let (a, b) = (old.get(i), new.get(i));
+        if a != b {
+            if let Some(a) = a {
+                report.push_str(&format!("{:>5} - {a}\n", i + 1));
+            }
+            if let Some(b) = b {
+                report.push_str(&format!("{:>5} + {b}\n", i + 1));
+            }
+            shown += 1;
+            if shown == 12 {
+                break;
+            }
+        }
+    }
+    Err(report)
+}
+
+#[test]
+fn generated_models_match_the_spec() {
+    let spec = root().join("openapi/queues.json");
+    if std::env::var_os("UPDATE_CODEGEN").is_some() {
+        let fresh = generate_from(&spec).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(committed_path(), fresh).expect("write src/generated/models.rs");
+        return;
+    }
+    let committed =
+        std::fs::read_to_string(committed_path()).expect("read src/generated/models.rs");
+    if let Err(report) = check_drift(&spec, &committed) {
+        panic!("{report}");
+    }
+}
+
+/// Each edit below is a realistic spec change; the drift check must notice every one.
+#[test]
+fn an_edited_spec_is_reported_as_drift() {
+    let original: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("openapi/queues.json")).unwrap())
+            .unwrap();
+    let committed = std::fs::read_to_string(committed_path()).unwrap();
+    let dir = std::env::temp_dir().join(format!("cfq-codegen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    type Edit = fn(&mut Value);
+    let edits: [(&str, Edit); 5] = [
+        ("rename a wire field", |s| {
+            let props = s
+                .pointer_mut("/components/schemas/AckResult/properties")
+                .unwrap();
+            let v = props.as_object_mut().unwrap().remove("ackCount").unwrap();
+            props["acknowledgedCount"] = v;
+        }),
+        ("drop a field", |s| {
+            s.pointer_mut("/components/schemas/PulledMessage/properties")
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .remove("lease_id");
+        }),
+        ("add an enum value", |s| {
+            s.pointer_mut("/components/schemas/Jurisdiction/enum")
+                .unwrap()
+                .as_array_mut()
+                .unwrap()
+                .push("apac".into());
+        }),
+        ("change a field's type", |s| {
+            s.pointer_mut("/components/schemas/PullRequest/properties/batch_size/x-rust-type")
+                .map(|v| *v = "u64".into())
+                .unwrap();
+        }),
+        ("move an endpoint", |s| {
+            let paths = s.get_mut("paths").unwrap().as_object_mut().unwrap();
+            let item = paths
+                .remove("/accounts/{account_id}/queues/{queue_id}/messages/pull")
+                .unwrap();
+            paths.insert("/accounts/{account_id}/queues/{queue_id}/pull".into(), item);
+        }),
+    ];
+
+    // The untouched spec, written to the same place, passes: the check is not trivially failing.
+    let copy = dir.join("unchanged.json");
+    std::fs::write(&copy, serde_json::to_string_pretty(&original).unwrap()).unwrap();
+    check_drift(&copy, &committed).expect("an unchanged copy of the spec must not drift");
+
+    for (what, edit) in edits {
+        let mut spec = original.clone();
+        edit(&mut spec);
+        let path = dir.join("edited.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+        let report = check_drift(&path, &committed).expect_err(what);
+        assert!(
+            report.contains(REGENERATE),
+            "{what}: the report must say how to fix it"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
