@@ -23,7 +23,6 @@ const RAW_BODY_LIMIT: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) struct Reply<T> {
     pub(crate) result: T,
-    #[allow(dead_code)] // read by list calls (admin plane)
     pub(crate) result_info: Option<ResultInfo>,
 }
 

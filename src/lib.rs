@@ -37,6 +37,7 @@ mod error;
 mod generated;
 pub mod limits;
 pub mod models;
+mod pagination;
 mod retry;
 mod transport;
 
@@ -48,6 +49,7 @@ pub use error::{
     RequestLabel, Result,
 };
 pub use models::ops;
+pub use pagination::{Page, PageStream};
 pub use retry::{Backoff, RetryPolicy};
 pub use transport::Operation;
 

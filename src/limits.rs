@@ -19,6 +19,12 @@ pub const MAX_BATCH_MESSAGES: usize = 100;
 /// Most messages one pull can lease.
 pub const MAX_PULL_BATCH: u32 = 100;
 
+/// Most messages a consumer may be configured to receive per batch.
+pub const MAX_CONSUMER_BATCH: u32 = 100;
+
+/// Most items one page of a paginated listing may hold (`per_page`).
+pub const MAX_PER_PAGE: u32 = 100;
+
 /// Longest lease of a pulled message.
 pub const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 

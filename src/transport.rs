@@ -68,7 +68,6 @@ impl<'a> Call<'a> {
         Ok(self)
     }
 
-    #[allow(dead_code)] // used by list calls (admin plane)
     pub(crate) fn query(mut self, name: &'static str, value: Option<impl ToString>) -> Self {
         if let Some(v) = value {
             self.query.push((name, v.to_string()));

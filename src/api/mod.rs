@@ -6,12 +6,17 @@
 //! is awaited (it implements `IntoFuture`; `.send()` is the same thing as a method).
 
 mod messages;
+mod queues;
 
 pub use messages::{AckMessages, BatchReceipt, PullMessages, SendBatch, SendMessage};
+pub use queues::{
+    CreateQueue, DeleteQueue, EditQueue, FindQueue, GetMetrics, GetQueue, ListQueues, Queues,
+    UpdateQueue,
+};
 
 use crate::client::Client;
 
-/// One queue, by id: messages, and (in later modules) settings and consumers.
+/// One queue, by id: its messages, settings, consumers, metrics and purges.
 #[derive(Debug, Clone)]
 pub struct QueueHandle {
     pub(crate) client: Client,

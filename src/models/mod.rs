@@ -2,11 +2,14 @@
 //!
 //! Most types are generated from `openapi/queues.json` (see `ARCHITECTURE.md`); this
 //! module re-exports them and adds handwritten helpers where the wire format needs
-//! interpretation: message bodies by content type, durations, metrics accessors.
+//! interpretation: message bodies by content type, durations, metrics accessors, and
+//! accessors and constructors for the admin-plane types (consumers, queues, event
+//! subscriptions).
 
 pub use crate::codec::AckWarning;
 pub use crate::generated::models::*;
 
 mod message;
+mod queue;
 
 pub use message::{CONTENT_TYPE_KEY, ContentType};

@@ -1,0 +1,501 @@
+//! Queue management: list, create, find by name, get, replace, edit, delete, pause and
+//! resume delivery, metrics.
+
+use super::{QueueHandle, request_future};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::models::{
+    CreateQueueRequest, Jurisdiction, Queue, QueueMetrics, QueueSettings, UpdateQueueRequest,
+};
+use crate::ops;
+use crate::pagination::{Page, PageStream, paginate};
+use crate::retry::RetryPolicy;
+use crate::transport::Call;
+use futures::StreamExt as _;
+use serde::de::IgnoredAny;
+use std::time::Duration;
+
+/// The account's queues, from [`Client::queues`]: list, create, find by name.
+///
+/// To work on one queue whose id you know, use [`Client::queue`].
+#[derive(Debug, Clone)]
+pub struct Queues {
+    client: Client,
+}
+
+impl Client {
+    /// The account's queues. No request is made.
+    pub fn queues(&self) -> Queues {
+        Queues {
+            client: self.clone(),
+        }
+    }
+}
+
+impl Queues {
+    /// Lists queues: await it for one page, or call
+    /// [`into_stream`](ListQueues::into_stream) for every queue.
+    ///
+    /// ```no_run
+    /// # async fn f(client: cloudflare_queues::Client) -> cloudflare_queues::Result<()> {
+    /// use futures::TryStreamExt as _;
+    /// let first = client.queues().list().await?;
+    /// let all: Vec<_> = client.queues().list().into_stream().try_collect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn list(&self) -> ListQueues {
+        ListQueues {
+            client: self.client.clone(),
+            page: None,
+            per_page: None,
+            retry: None,
+        }
+    }
+
+    /// Creates a queue. Names are unique within the account.
+    ///
+    /// Creating is not idempotent: after a timeout the queue may exist although an error
+    /// was returned ([`find_by_name`](Self::find_by_name) tells).
+    pub fn create(&self, name: impl Into<String>) -> CreateQueue {
+        CreateQueue {
+            client: self.client.clone(),
+            body: CreateQueueRequest {
+                queue_name: name.into(),
+                ..CreateQueueRequest::default()
+            },
+            retry: None,
+        }
+    }
+
+    /// Finds a queue by its name, the way wrangler and the dashboard refer to queues.
+    /// Resolves to `None` when no queue has that name.
+    ///
+    /// The API has no lookup by name, so this walks the queue listing page by page and
+    /// stops at the first match.
+    pub fn find_by_name(&self, name: impl Into<String>) -> FindQueue {
+        FindQueue {
+            list: self.list(),
+            name: name.into(),
+        }
+    }
+}
+
+impl QueueHandle {
+    /// Fetches the queue with its settings, consumers and producers.
+    pub fn get(&self) -> GetQueue {
+        GetQueue {
+            queue: self.clone(),
+            retry: None,
+        }
+    }
+
+    /// Replaces the queue's name and settings (`PUT`). Settings not set on the builder
+    /// go back to their defaults; use [`edit`](Self::edit) to change only some fields.
+    pub fn update(&self, name: impl Into<String>) -> UpdateQueue {
+        UpdateQueue {
+            queue: self.clone(),
+            body: UpdateQueueRequest {
+                queue_name: Some(name.into()),
+                settings: None,
+            },
+            retry: None,
+        }
+    }
+
+    /// Changes only the fields set on the builder (`PATCH`).
+    pub fn edit(&self) -> EditQueue {
+        EditQueue {
+            queue: self.clone(),
+            body: UpdateQueueRequest::default(),
+            retry: None,
+        }
+    }
+
+    /// Pauses delivery to consumers. The queue keeps accepting and storing messages;
+    /// pulls answer 409 until delivery resumes. Resolves to the updated queue.
+    pub fn pause_delivery(&self) -> EditQueue {
+        self.edit().delivery_paused(true)
+    }
+
+    /// Resumes delivery after [`pause_delivery`](Self::pause_delivery).
+    pub fn resume_delivery(&self) -> EditQueue {
+        self.edit().delivery_paused(false)
+    }
+
+    /// Deletes the queue and every message in it.
+    pub fn delete(&self) -> DeleteQueue {
+        DeleteQueue {
+            queue: self.clone(),
+            retry: None,
+        }
+    }
+
+    /// Best-effort backlog metrics: messages, bytes, age of the oldest message.
+    pub fn metrics(&self) -> GetMetrics {
+        GetMetrics {
+            queue: self.clone(),
+            retry: None,
+        }
+    }
+}
+
+fn settings_of(settings: &mut Option<QueueSettings>) -> &mut QueueSettings {
+    settings.get_or_insert_with(QueueSettings::default)
+}
+
+/// Checks queue settings against the documented ranges.
+fn check_settings(settings: Option<&QueueSettings>) -> Result<()> {
+    let Some(s) = settings else { return Ok(()) };
+    if let Some(d) = s.delivery_delay {
+        limits::check_duration("delivery_delay", d, Duration::ZERO, limits::MAX_DELAY)?;
+    }
+    if let Some(r) = s.message_retention_period {
+        limits::check_duration(
+            "message_retention_period",
+            r,
+            limits::MIN_RETENTION,
+            limits::MAX_RETENTION,
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn check_name(field: &str, name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    Ok(())
+}
+
+/// Checks the optional paging setters shared by list builders.
+pub(crate) fn check_paging(
+    page: Option<u32>,
+    per_page: Option<u32>,
+    max_per_page: Option<u32>,
+) -> Result<()> {
+    if page == Some(0) {
+        return Err(Error::invalid(
+            "page",
+            "0 is out of range; pages are numbered from 1",
+        ));
+    }
+    match (per_page, max_per_page) {
+        (Some(n), Some(max)) => limits::check_count("per_page", n, 1, max),
+        (Some(0), None) => Err(Error::invalid(
+            "per_page",
+            "0 is out of range; must be at least 1",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Builder returned by [`Queues::list`].
+#[derive(Debug, Clone)]
+#[must_use = "a request does nothing until it is awaited"]
+pub struct ListQueues {
+    client: Client,
+    page: Option<u32>,
+    per_page: Option<u32>,
+    retry: Option<RetryPolicy>,
+}
+
+impl ListQueues {
+    /// The page to fetch, from 1 (the server's default is the first). For
+    /// [`into_stream`](Self::into_stream), the page to start from.
+    pub fn page(mut self, page: u32) -> Self {
+        self.page = Some(page);
+        self
+    }
+
+    /// Queues per page, at least 1 (the server picks when unset).
+    pub fn per_page(mut self, per_page: u32) -> Self {
+        self.per_page = Some(per_page);
+        self
+    }
+
+    /// Overrides the client's retry policy for this request (each page's, when streaming).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Fetches one page.
+    pub async fn send(self) -> Result<Page<Queue>> {
+        // The API documents no ceiling for queue pages, so only the floor is checked.
+        check_paging(self.page, self.per_page, None)?;
+        let call = Call::new(ops::LIST_QUEUES, &[])
+            .query("page", self.page)
+            .query("per_page", self.per_page)
+            .retry(self.retry.as_ref());
+        let reply = self.client.execute::<Option<Vec<Queue>>>(call).await?;
+        Ok(Page::new(
+            reply.result.unwrap_or_default(),
+            reply.result_info,
+        ))
+    }
+
+    /// Every queue, from [`page`](Self::page) (or 1) on, fetching pages as the stream
+    /// is polled. See [`PageStream`] for when it stops.
+    pub fn into_stream(self) -> PageStream<Queue> {
+        let first = self.page.unwrap_or(1);
+        paginate(first, move |page| self.clone().page(page).send())
+    }
+}
+
+/// Builder returned by [`Queues::find_by_name`].
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is awaited"]
+pub struct FindQueue {
+    list: ListQueues,
+    name: String,
+}
+
+impl FindQueue {
+    /// Overrides the client's retry policy for the listing requests.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.list = self.list.retry_policy(policy);
+        self
+    }
+
+    /// Walks the listing until a queue with this exact name turns up.
+    pub async fn send(self) -> Result<Option<Queue>> {
+        check_name("name", &self.name)?;
+        let mut queues = self.list.into_stream();
+        while let Some(queue) = queues.next().await {
+            let queue = queue?;
+            if queue.queue_name.as_deref() == Some(self.name.as_str()) {
+                return Ok(Some(queue));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Builder returned by [`Queues::create`].
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is awaited"]
+pub struct CreateQueue {
+    client: Client,
+    body: CreateQueueRequest,
+    retry: Option<RetryPolicy>,
+}
+
+impl CreateQueue {
+    /// Delay before every published message can be delivered, 0 to 24 h (server
+    /// default 0). Sent in whole seconds.
+    pub fn delivery_delay(mut self, delay: Duration) -> Self {
+        settings_of(&mut self.body.settings).delivery_delay = Some(delay);
+        self
+    }
+
+    /// How long unconsumed messages are kept, 60 s to 14 days (server default 4 days).
+    /// Sent in whole seconds.
+    pub fn message_retention_period(mut self, period: Duration) -> Self {
+        settings_of(&mut self.body.settings).message_retention_period = Some(period);
+        self
+    }
+
+    /// Where the queue's data is kept (`eu`, `us`, `fedramp`).
+    pub fn jurisdiction(mut self, jurisdiction: Jurisdiction) -> Self {
+        self.body.jurisdiction = Some(jurisdiction);
+        self
+    }
+
+    /// Overrides the client's retry policy for this request.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Sends the request.
+    pub async fn send(self) -> Result<Queue> {
+        check_name("queue_name", &self.body.queue_name)?;
+        check_settings(self.body.settings.as_ref())?;
+        let call = Call::new(ops::CREATE_QUEUE, &[])
+            .json(&self.body)?
+            .retry(self.retry.as_ref());
+        Ok(self.client.execute(call).await?.result)
+    }
+}
+
+/// Builder returned by [`QueueHandle::get`].
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is awaited"]
+pub struct GetQueue {
+    queue: QueueHandle,
+    retry: Option<RetryPolicy>,
+}
+
+impl GetQueue {
+    /// Overrides the client's retry policy for this request.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Sends the request.
+    pub async fn send(self) -> Result<Queue> {
+        let params = [self.queue.id()];
+        let call = Call::new(ops::GET_QUEUE, &params).retry(self.retry.as_ref());
+        Ok(self.queue.client.execute(call).await?.result)
+    }
+}
+
+/// Builder returned by [`QueueHandle::update`] (`PUT`: a full replace).
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is awaited"]
+pub struct UpdateQueue {
+    queue: QueueHandle,
+    body: UpdateQueueRequest,
+    retry: Option<RetryPolicy>,
+}
+
+impl UpdateQueue {
+    /// Delivery delay, 0 to 24 h; back to 0 when not set.
+    pub fn delivery_delay(mut self, delay: Duration) -> Self {
+        settings_of(&mut self.body.settings).delivery_delay = Some(delay);
+        self
+    }
+
+    /// Message retention, 60 s to 14 days; back to 4 days when not set.
+    pub fn message_retention_period(mut self, period: Duration) -> Self {
+        settings_of(&mut self.body.settings).message_retention_period = Some(period);
+        self
+    }
+
+    /// Whether delivery to consumers is paused.
+    pub fn delivery_paused(mut self, paused: bool) -> Self {
+        settings_of(&mut self.body.settings).delivery_paused = Some(paused);
+        self
+    }
+
+    /// Overrides the client's retry policy for this request.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Sends the request.
+    pub async fn send(self) -> Result<Queue> {
+        check_name("queue_name", self.body.queue_name.as_deref().unwrap_or(""))?;
+        check_settings(self.body.settings.as_ref())?;
+        let params = [self.queue.id()];
+        let call = Call::new(ops::UPDATE_QUEUE, &params)
+            .json(&self.body)?
+            .retry(self.retry.as_ref());
+        Ok(self.queue.client.execute(call).await?.result)
+    }
+}
+
+/// Builder returned by [`QueueHandle::edit`], [`QueueHandle::pause_delivery`] and
+/// [`QueueHandle::resume_delivery`] (`PATCH`: only the fields set are sent).
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is awaited"]
+pub struct EditQueue {
+    queue: QueueHandle,
+    body: UpdateQueueRequest,
+    retry: Option<RetryPolicy>,
+}
+
+impl EditQueue {
+    /// Renames the queue.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.body.queue_name = Some(name.into());
+        self
+    }
+
+    /// Delivery delay, 0 to 24 h.
+    pub fn delivery_delay(mut self, delay: Duration) -> Self {
+        settings_of(&mut self.body.settings).delivery_delay = Some(delay);
+        self
+    }
+
+    /// Message retention, 60 s to 14 days.
+    pub fn message_retention_period(mut self, period: Duration) -> Self {
+        settings_of(&mut self.body.settings).message_retention_period = Some(period);
+        self
+    }
+
+    /// Whether delivery to consumers is paused.
+    pub fn delivery_paused(mut self, paused: bool) -> Self {
+        settings_of(&mut self.body.settings).delivery_paused = Some(paused);
+        self
+    }
+
+    /// Overrides the client's retry policy for this request.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Sends the request.
+    pub async fn send(self) -> Result<Queue> {
+        if let Some(name) = &self.body.queue_name {
+            check_name("queue_name", name)?;
+        }
+        check_settings(self.body.settings.as_ref())?;
+        let params = [self.queue.id()];
+        let call = Call::new(ops::EDIT_QUEUE, &params)
+            .json(&self.body)?
+            .retry(self.retry.as_ref());
+        Ok(self.queue.client.execute(call).await?.result)
+    }
+}
+
+/// Builder returned by [`QueueHandle::delete`].
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is awaited"]
+pub struct DeleteQueue {
+    queue: QueueHandle,
+    retry: Option<RetryPolicy>,
+}
+
+impl DeleteQueue {
+    /// Overrides the client's retry policy for this request.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Sends the request.
+    pub async fn send(self) -> Result<()> {
+        let params = [self.queue.id()];
+        let call = Call::new(ops::DELETE_QUEUE, &params).retry(self.retry.as_ref());
+        // The envelope carries no result; whatever is there is not worth failing over.
+        self.queue.client.execute::<IgnoredAny>(call).await?;
+        Ok(())
+    }
+}
+
+/// Builder returned by [`QueueHandle::metrics`].
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is awaited"]
+pub struct GetMetrics {
+    queue: QueueHandle,
+    retry: Option<RetryPolicy>,
+}
+
+impl GetMetrics {
+    /// Overrides the client's retry policy for this request.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Sends the request (asking for JSON: the endpoint can also stream events).
+    pub async fn send(self) -> Result<QueueMetrics> {
+        let params = [self.queue.id()];
+        let call = Call::new(ops::GET_METRICS, &params).retry(self.retry.as_ref());
+        Ok(self.queue.client.execute(call).await?.result)
+    }
+}
+
+request_future!(ListQueues => Page<Queue>);
+request_future!(FindQueue => Option<Queue>);
+request_future!(CreateQueue => Queue);
+request_future!(GetQueue => Queue);
+request_future!(UpdateQueue => Queue);
+request_future!(EditQueue => Queue);
+request_future!(DeleteQueue => ());
+request_future!(GetMetrics => QueueMetrics);
