@@ -5,9 +5,14 @@
 //! starts the request, optional ones are setters on the returned builder, and the builder
 //! is awaited (it implements `IntoFuture`; `.send()` is the same thing as a method).
 
+mod consumers;
 mod messages;
 mod queues;
 
+pub use consumers::{
+    Consumers, CreateConsumer, CreateHttpPullConsumer, CreateWorkerConsumer, DeleteConsumer,
+    GetConsumer, ListConsumers, UpdateConsumer,
+};
 pub use messages::{AckMessages, BatchReceipt, PullMessages, SendBatch, SendMessage};
 pub use queues::{
     CreateQueue, DeleteQueue, EditQueue, FindQueue, GetMetrics, GetQueue, ListQueues, Queues,

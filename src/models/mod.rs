@@ -9,6 +9,7 @@
 pub use crate::codec::AckWarning;
 pub use crate::generated::models::*;
 
+mod consumer;
 mod message;
 mod queue;
 
