@@ -7,6 +7,7 @@
 
 mod consumers;
 mod messages;
+mod purge;
 mod queues;
 
 pub use consumers::{
@@ -14,6 +15,7 @@ pub use consumers::{
     GetConsumer, ListConsumers, UpdateConsumer,
 };
 pub use messages::{AckMessages, BatchReceipt, PullMessages, SendBatch, SendMessage};
+pub use purge::{GetPurgeStatus, PeekMessages, PurgeConfirmation, PurgeMessages, PurgeQueue};
 pub use queues::{
     CreateQueue, DeleteQueue, EditQueue, FindQueue, GetMetrics, GetQueue, ListQueues, Queues,
     UpdateQueue,
