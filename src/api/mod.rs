@@ -9,6 +9,7 @@ mod consumers;
 mod messages;
 mod purge;
 mod queues;
+mod subscriptions;
 
 pub use consumers::{
     Consumers, CreateConsumer, CreateHttpPullConsumer, CreateWorkerConsumer, DeleteConsumer,
@@ -19,6 +20,10 @@ pub use purge::{GetPurgeStatus, PeekMessages, PurgeConfirmation, PurgeMessages, 
 pub use queues::{
     CreateQueue, DeleteQueue, EditQueue, FindQueue, GetMetrics, GetQueue, ListQueues, Queues,
     UpdateQueue,
+};
+pub use subscriptions::{
+    CreateSubscription, DeleteSubscription, EventSubscriptions, GetSubscription, ListSubscriptions,
+    UpdateSubscription,
 };
 
 use crate::client::Client;

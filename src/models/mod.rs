@@ -12,5 +12,6 @@ pub use crate::generated::models::*;
 mod consumer;
 mod message;
 mod queue;
+mod subscription;
 
 pub use message::{CONTENT_TYPE_KEY, ContentType};
