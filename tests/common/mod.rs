@@ -88,3 +88,37 @@ pub fn closed_port_url() -> String {
     drop(listener);
     format!("http://127.0.0.1:{port}")
 }
+
+/// A successful v4 list envelope: `result` and `result_info`.
+pub fn ok_page(result: Value, result_info: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "success": true, "errors": [], "messages": [], "result": result, "result_info": result_info
+    }))
+}
+
+/// A successful v4 envelope with no `result` at all, as queue and consumer deletes send.
+pub fn ok_bare() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "success": true, "errors": [], "messages": []
+    }))
+}
+
+/// The requests `server` received for `path`, in order.
+pub async fn requests(server: &MockServer, path: &str) -> Vec<wiremock::Request> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == path)
+        .collect()
+}
+
+/// The query strings of the requests `server` received for `path`, in order.
+pub async fn queries(server: &MockServer, path: &str) -> Vec<Option<String>> {
+    requests(server, path)
+        .await
+        .into_iter()
+        .map(|r| r.url.query().map(str::to_owned))
+        .collect()
+}
