@@ -75,6 +75,7 @@ async fn list_decodes_worker_and_http_pull_consumers() {
     assert_eq!(ps.max_retries, Some(5));
     assert_eq!(ps.retry_delay, Some(Duration::from_secs(30)));
     assert_eq!(ps.visibility_timeout, Some(Duration::from_secs(60)));
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -107,6 +108,7 @@ async fn create_http_pull_is_one_call_with_every_setting() {
     assert_eq!(consumer.dead_letter_queue(), Some("example-dlq"));
     assert_eq!(consumer.max_retries(), Some(5));
     assert_eq!(consumer.retry_delay(), Some(Duration::from_secs(30)));
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -126,6 +128,7 @@ async fn create_http_pull_with_defaults_sends_only_the_type() {
         .await
         .unwrap();
     assert!(consumer.is_http_pull());
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -161,6 +164,7 @@ async fn create_worker_sends_the_script_and_settings() {
         Some("023e105f4ecef8ad9ca31a8372d0c353")
     );
     assert_eq!(consumer.dead_letter_queue(), None);
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -186,6 +190,7 @@ async fn create_takes_a_request_value() {
         Some(25),
         "the server's answer is returned"
     );
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -210,6 +215,7 @@ async fn get_fetches_one_consumer() {
         pull.settings.unwrap().visibility_timeout,
         Some(Duration::from_millis(60_000))
     );
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -238,6 +244,7 @@ async fn update_puts_the_whole_configuration() {
         .await
         .unwrap();
     assert_eq!(consumer.script_name(), Some("my-consumer-worker"));
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -246,17 +253,21 @@ async fn delete_accepts_an_envelope_without_result() {
     Mock::given(method("DELETE"))
         .and(path_is(consumer_path()))
         .respond_with(ok_bare())
+        .up_to_n_times(1)
         .expect(1)
         .mount(&server)
         .await;
-    client(&server)
-        .queue(QUEUE)
-        .consumers()
-        .delete(CONSUMER)
-        .await
-        .unwrap();
-    let sent = requests(&server, &consumer_path()).await;
-    assert!(sent[0].body.is_empty());
+    Mock::given(method("DELETE"))
+        .and(path_is(consumer_path()))
+        .respond_with(ok(serde_json::Value::Null))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let consumers = client(&server).queue(QUEUE).consumers();
+    consumers.delete(CONSUMER).await.unwrap();
+    consumers.delete(CONSUMER).await.unwrap();
+    assert_eq!(requests(&server, &consumer_path()).await.len(), 2);
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]

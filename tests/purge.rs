@@ -35,6 +35,7 @@ async fn a_confirmed_purge_sends_the_confirmation_flag() {
 
     let purged = step.delete_all_messages_permanently().await.unwrap();
     assert_eq!(purged.queue_name.as_deref(), Some("example-queue"));
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -76,6 +77,7 @@ async fn purge_status_reads_completed_as_string_or_bool() {
             .iter()
             .all(|r| r.method.as_str() == "GET" && r.body.is_empty())
     );
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -114,6 +116,7 @@ async fn peek_sends_the_batch_size_and_decodes_refs_and_bodies() {
     );
 
     assert!(queue.peek().await.unwrap().messages.is_empty());
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -141,6 +144,7 @@ async fn purge_messages_sends_the_refs_and_decodes_errors_and_warnings() {
         Some("ref-a could not be purged")
     );
     assert_eq!(result.warnings["ref-b"], "message already deleted");
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]

@@ -104,6 +104,7 @@ async fn create_sends_the_name_settings_and_jurisdiction() {
     let bare = queues.create("bare").await.unwrap();
     assert_eq!(bare.queue_name.as_deref(), Some("bare"));
     assert!(!bare.delivery_paused());
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -163,6 +164,7 @@ async fn get_decodes_settings_consumers_and_producers() {
         }
         other => panic!("{other:?}"),
     }
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -196,6 +198,7 @@ async fn update_puts_a_full_replacement() {
     assert_eq!(updated.queue_name.as_deref(), Some("renamed"));
     let plain = queue.update("plain").await.unwrap();
     assert_eq!(plain.queue_name.as_deref(), Some("plain"));
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -233,6 +236,7 @@ async fn edit_patches_only_the_fields_given() {
         .await
         .unwrap();
     assert_eq!(renamed.queue_name.as_deref(), Some("new-name"));
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -257,6 +261,7 @@ async fn pause_and_resume_patch_delivery_paused() {
     let queue = client(&server).queue(QUEUE);
     assert!(queue.pause_delivery().await.unwrap().delivery_paused());
     assert!(!queue.resume_delivery().await.unwrap().delivery_paused());
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -285,6 +290,7 @@ async fn delete_accepts_an_envelope_without_result() {
             .iter()
             .all(|r| r.body.is_empty())
     );
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -303,6 +309,7 @@ async fn metrics_ask_for_json_and_decode() {
         metrics.oldest_message_at(),
         Some(UNIX_EPOCH + Duration::from_millis(1_710_950_954_154))
     );
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]

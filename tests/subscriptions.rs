@@ -123,6 +123,7 @@ async fn create_sends_source_destination_and_events() {
     )
     .await
     .unwrap();
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -141,6 +142,7 @@ async fn get_fetches_one_subscription() {
         .unwrap();
     assert_eq!(sub.name, "checkout-failures");
     assert_eq!(sub.events, ["instance.errored", "instance.terminated"]);
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -175,6 +177,7 @@ async fn update_patches_only_the_fields_given() {
         .unwrap();
     let sub = subs.update(SUBSCRIPTION).enabled(true).await.unwrap();
     assert_eq!(sub.id, SUBSCRIPTION);
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]
@@ -193,6 +196,7 @@ async fn delete_returns_the_deleted_subscription() {
         .unwrap();
     assert_eq!(deleted.id, SUBSCRIPTION);
     assert_eq!(deleted.source.kind(), Some("workflows.workflow"));
+    assert_no_query_and_bodyless_reads(&server).await;
 }
 
 #[tokio::test]

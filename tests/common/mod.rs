@@ -122,3 +122,16 @@ pub async fn queries(server: &MockServer, path: &str) -> Vec<Option<String>> {
         .map(|r| r.url.query().map(str::to_owned))
         .collect()
 }
+
+/// Asserts that every request `server` received came without a query string, and every
+/// GET and DELETE without a body: for the calls that take neither.
+pub async fn assert_no_query_and_bodyless_reads(server: &MockServer) {
+    let received = server.received_requests().await.unwrap_or_default();
+    assert!(!received.is_empty(), "no request was made");
+    for r in received {
+        assert_eq!(r.url.query(), None, "{} {}", r.method, r.url);
+        if matches!(r.method.as_str(), "GET" | "DELETE") {
+            assert!(r.body.is_empty(), "{} {} sent a body", r.method, r.url);
+        }
+    }
+}
