@@ -1,5 +1,7 @@
 //! Typed async client for [Cloudflare Queues](https://developers.cloudflare.com/queues/)
-//! over its REST API: publish, pull and acknowledge messages from outside Workers.
+//! over its REST API: publish, pull and acknowledge messages from outside Workers, and
+//! manage queues, consumers and event subscriptions ([`Client::queues`],
+//! [`QueueHandle::consumers`], [`Client::event_subscriptions`]).
 //!
 //! ```no_run
 //! use cloudflare_queues::{Client, models::Message};
