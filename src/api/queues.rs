@@ -161,8 +161,10 @@ fn check_settings(settings: Option<&QueueSettings>) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn check_name(field: &str, name: &str) -> Result<()> {
-    if name.trim().is_empty() {
+/// Refuses an empty or all-blank name or id, which the server could only reject (or,
+/// in a path, would turn into a different URL).
+pub(crate) fn check_not_blank(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
     Ok(())
@@ -260,7 +262,7 @@ impl FindQueue {
 
     /// Walks the listing until a queue with this exact name turns up.
     pub async fn send(self) -> Result<Option<Queue>> {
-        check_name("name", &self.name)?;
+        check_not_blank("name", &self.name)?;
         let mut queues = self.list.into_stream();
         while let Some(queue) = queues.next().await {
             let queue = queue?;
@@ -310,7 +312,7 @@ impl CreateQueue {
 
     /// Sends the request.
     pub async fn send(self) -> Result<Queue> {
-        check_name("queue_name", &self.body.queue_name)?;
+        check_not_blank("queue_name", &self.body.queue_name)?;
         check_settings(self.body.settings.as_ref())?;
         let call = Call::new(ops::CREATE_QUEUE, &[])
             .json(&self.body)?
@@ -378,7 +380,7 @@ impl UpdateQueue {
 
     /// Sends the request.
     pub async fn send(self) -> Result<Queue> {
-        check_name("queue_name", self.body.queue_name.as_deref().unwrap_or(""))?;
+        check_not_blank("queue_name", self.body.queue_name.as_deref().unwrap_or(""))?;
         check_settings(self.body.settings.as_ref())?;
         let params = [self.queue.id()];
         let call = Call::new(ops::UPDATE_QUEUE, &params)
@@ -432,7 +434,7 @@ impl EditQueue {
     /// Sends the request.
     pub async fn send(self) -> Result<Queue> {
         if let Some(name) = &self.body.queue_name {
-            check_name("queue_name", name)?;
+            check_not_blank("queue_name", name)?;
         }
         check_settings(self.body.settings.as_ref())?;
         let params = [self.queue.id()];

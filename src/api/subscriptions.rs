@@ -1,7 +1,7 @@
 //! Event subscriptions: deliver events from other Cloudflare products (R2, KV, Workers
 //! Builds, Workflows, …) to a queue.
 
-use super::queues::{check_name, check_paging};
+use super::queues::{check_not_blank, check_paging};
 use super::request_future;
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -127,7 +127,7 @@ fn check_events(events: &[String]) -> Result<()> {
 }
 
 fn check_subscription_id(id: &str) -> Result<()> {
-    check_name("subscription_id", id)
+    check_not_blank("subscription_id", id)
 }
 
 /// Builder returned by [`EventSubscriptions::list`].
@@ -226,8 +226,8 @@ impl CreateSubscription {
 
     /// Sends the request.
     pub async fn send(self) -> Result<EventSubscription> {
-        check_name("name", &self.body.name)?;
-        check_name(
+        check_not_blank("name", &self.body.name)?;
+        check_not_blank(
             "destination_queue_id",
             self.body.destination.queue_id().unwrap_or(""),
         )?;
@@ -316,10 +316,10 @@ impl UpdateSubscription {
     pub async fn send(mut self) -> Result<EventSubscription> {
         check_subscription_id(&self.id)?;
         if let Some(name) = &self.body.name {
-            check_name("name", name)?;
+            check_not_blank("name", name)?;
         }
         if let Some(queue_id) = self.body.destination.as_ref().and_then(|d| d.queue_id()) {
-            check_name("destination_queue_id", queue_id)?;
+            check_not_blank("destination_queue_id", queue_id)?;
         }
         if let Some(events) = self.events.take() {
             check_events(&events)?;
