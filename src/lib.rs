@@ -34,6 +34,9 @@ mod api;
 mod auth;
 mod client;
 mod codec;
+#[cfg(feature = "emulator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
+pub mod emulator;
 mod envelope;
 mod error;
 mod generated;

@@ -1,0 +1,1664 @@
+//! The emulated account: queues, consumers, messages, leases, event subscriptions. Pure
+//! logic over an explicit clock (`now` in Unix milliseconds): no I/O, no waiting, so the
+//! rules can be tested directly and time can be advanced at will.
+//!
+//! Message lifecycle, after the pull-consumer guide:
+//!
+//! ```text
+//! push ──► available (after any delay) ──pull──► leased ──ack──► acked (gone)
+//!                ▲                                 │
+//!                └──── retry(delay) / lease expiry ┘  once attempts ≥ max_retries:
+//!                                                     dead-lettered (or dropped)
+//! ```
+//!
+//! Every lease id ever issued for a message stays valid for acking it, so late acks and
+//! acks of a message since redelivered to someone else are accepted, as the docs promise.
+
+use super::faults::{Rng, TokenBucket};
+use super::{MessageInfo, MessageState, SeedMessage};
+use crate::limits::{self, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_PULL_BATCH};
+use crate::models::{
+    AckRequest, AckResult, AckWarning, Consumer, ConsumerRequest, CreateQueueRequest,
+    CreateSubscriptionRequest, EventSubscription, HttpPullConsumer, HttpPullConsumerSettings,
+    Message, PeekResult, PeekedMessage, PullResult, PulledMessage, PurgeMessageError,
+    PurgeMessagesResult, PurgeStatus, PushContentType, PushResult, Queue, QueueMetrics,
+    QueueSettings, ResultInfo, ResultMetadata, SortDirection, SubscriptionOrder,
+    UpdateQueueRequest, UpdateSubscriptionRequest, WorkerConsumer,
+};
+use base64::Engine as _;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::time::Duration;
+
+/// Error codes the emulator answers with. The Queues codes are Cloudflare's; the 11xxx
+/// ones are the emulator's own choices where the docs name a condition but no code.
+pub(crate) mod code {
+    pub(crate) const QUEUE_NOT_FOUND: u32 = 10104;
+    pub(crate) const UNAUTHORIZED: u32 = 10106;
+    pub(crate) const QUEUE_ID_MALFORMED: u32 = 10107;
+    pub(crate) const BATCH_DELAY_INVALID: u32 = 10202;
+    pub(crate) const MESSAGE_METADATA_INVALID: u32 = 10203;
+    pub(crate) const MESSAGE_SIZE: u32 = 10204;
+    pub(crate) const BATCH_SIZE: u32 = 10205;
+    pub(crate) const BATCH_COUNT: u32 = 10206;
+    pub(crate) const BODY_INVALID: u32 = 10207;
+    pub(crate) const BODY_MALFORMED: u32 = 10208;
+    pub(crate) const OVERLOADED: u32 = 10250;
+    pub(crate) const INTERNAL: u32 = 15000;
+    /// Seen in the wild for a malformed queue name.
+    pub(crate) const INVALID_QUEUE_NAME: u32 = 11003;
+    /// Seen in the wild for a queue name already taken.
+    pub(crate) const QUEUE_NAME_TAKEN: u32 = 11009;
+    /// Emulator's choice: the queue already has a consumer.
+    pub(crate) const CONSUMER_EXISTS: u32 = 11010;
+    /// Emulator's choice: pulled from a queue without an HTTP pull consumer.
+    pub(crate) const NOT_HTTP_PULL: u32 = 11011;
+    /// Emulator's choice: delivery paused (the docs promise only 409 + `queue_delivery_paused`).
+    pub(crate) const DELIVERY_PAUSED: u32 = 11012;
+    /// Emulator's choice: unknown consumer or subscription.
+    pub(crate) const NOT_FOUND: u32 = 11013;
+    /// Cloudflare's generic "no route" code.
+    pub(crate) const NO_ROUTE: u32 = 7003;
+}
+
+/// A refused request: HTTP status, Queues error code, message.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Reject {
+    pub(crate) status: u16,
+    pub(crate) code: u32,
+    pub(crate) message: String,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl Reject {
+    pub(crate) fn new(status: u16, code: u32, message: impl Into<String>) -> Self {
+        Reject {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Reject::new(400, code::BODY_INVALID, message)
+    }
+
+    pub(crate) fn paused() -> Self {
+        Reject::new(409, code::DELIVERY_PAUSED, "queue_delivery_paused")
+    }
+}
+
+type Outcome<T> = Result<T, Reject>;
+
+const DEFAULT_PULL_BATCH: u32 = 5;
+const DEFAULT_VISIBILITY: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_RETRIES: u32 = 3;
+
+#[derive(Debug, Clone)]
+enum Slot {
+    /// Deliverable from `at` (a time in the future means delayed).
+    Available { at: u64 },
+    /// Leased for the `delivery`-th delivery (the deadline is in the expiry heap).
+    Leased { delivery: u32 },
+}
+
+#[derive(Debug, Clone)]
+struct Stored {
+    seq: u64,
+    id: String,
+    /// The body as pulls return it: plain text, or base64 for json, bytes and v8.
+    wire_body: String,
+    content_type: String,
+    timestamp_ms: u64,
+    attempts: u32,
+    size: usize,
+    slot: Slot,
+    lease_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct ConsumerState {
+    id: String,
+    created_ms: u64,
+    config: ConsumerRequest,
+}
+
+impl ConsumerState {
+    fn http_settings(&self) -> Option<&HttpPullConsumerSettings> {
+        match &self.config {
+            ConsumerRequest::HttpPull(c) => {
+                Some(c.settings.as_ref().unwrap_or(&DEFAULT_HTTP_SETTINGS))
+            }
+            _ => None,
+        }
+    }
+
+    fn max_retries(&self) -> u32 {
+        match &self.config {
+            ConsumerRequest::HttpPull(c) => c.settings.as_ref().and_then(|s| s.max_retries),
+            ConsumerRequest::Worker(c) => c.settings.as_ref().and_then(|s| s.max_retries),
+            _ => None,
+        }
+        .unwrap_or(DEFAULT_MAX_RETRIES)
+    }
+
+    fn retry_delay(&self) -> Duration {
+        match &self.config {
+            ConsumerRequest::HttpPull(c) => c.settings.as_ref().and_then(|s| s.retry_delay),
+            ConsumerRequest::Worker(c) => c.settings.as_ref().and_then(|s| s.retry_delay),
+            _ => None,
+        }
+        .unwrap_or_default()
+    }
+
+    fn dead_letter_queue(&self) -> Option<&str> {
+        match &self.config {
+            ConsumerRequest::HttpPull(c) => c.dead_letter_queue.as_deref(),
+            ConsumerRequest::Worker(c) => c.dead_letter_queue.as_deref(),
+            _ => None,
+        }
+        .filter(|s| !s.is_empty())
+    }
+}
+
+static DEFAULT_HTTP_SETTINGS: HttpPullConsumerSettings = HttpPullConsumerSettings {
+    batch_size: None,
+    max_retries: None,
+    retry_delay: None,
+    visibility_timeout: None,
+};
+
+#[derive(Debug, Clone)]
+struct Settings {
+    delivery_delay: Duration,
+    delivery_paused: bool,
+    retention: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            delivery_delay: Duration::ZERO,
+            delivery_paused: false,
+            retention: limits::DEFAULT_RETENTION,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct QueueState {
+    id: String,
+    name: String,
+    created_ms: u64,
+    modified_ms: u64,
+    settings: Settings,
+    consumer: Option<ConsumerState>,
+    live: HashMap<u64, Stored>,
+    /// Deliverable order: (available at, seq).
+    ready: BTreeSet<(u64, u64)>,
+    /// Lease deadlines: (deadline, seq, delivery).
+    expiries: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    /// Retention order: (published at, seq).
+    by_age: BTreeSet<(u64, u64)>,
+    /// Every lease id issued for a live message.
+    leases: HashMap<String, (u64, u32)>,
+    /// Lease ids of messages that are gone, for idempotent re-acks.
+    settled_leases: HashMap<String, u64>,
+    refs: HashMap<String, u64>,
+    ledger: BTreeMap<u64, MessageInfo>,
+    bytes: u64,
+    purge: Option<(u64, bool)>,
+    limiter_read: Option<TokenBucket>,
+    limiter_write: Option<TokenBucket>,
+    /// Messages past max_retries waiting to be moved to the dead-letter queue.
+    dead: Vec<Stored>,
+}
+
+impl QueueState {
+    fn new(id: String, name: String, now: u64, settings: Settings, rate: Option<u32>) -> Self {
+        QueueState {
+            id,
+            name,
+            created_ms: now,
+            modified_ms: now,
+            settings,
+            consumer: None,
+            live: HashMap::new(),
+            ready: BTreeSet::new(),
+            expiries: BinaryHeap::new(),
+            by_age: BTreeSet::new(),
+            leases: HashMap::new(),
+            settled_leases: HashMap::new(),
+            refs: HashMap::new(),
+            ledger: BTreeMap::new(),
+            bytes: 0,
+            purge: None,
+            limiter_read: rate.map(|r| TokenBucket::new(r, now)),
+            limiter_write: rate.map(|r| TokenBucket::new(r, now)),
+            dead: Vec::new(),
+        }
+    }
+
+    fn set_rate_limit(&mut self, rate: Option<u32>, now: u64) {
+        self.limiter_read = rate.map(|r| TokenBucket::new(r, now));
+        self.limiter_write = rate.map(|r| TokenBucket::new(r, now));
+    }
+
+    /// Applies everything time has done since the last call: expired leases and
+    /// messages past their retention.
+    fn tick(&mut self, now: u64) {
+        while let Some(Reverse((deadline, seq, delivery))) = self.expiries.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.expiries.pop();
+            let current = matches!(
+                self.live.get(&seq).map(|m| &m.slot),
+                Some(Slot::Leased { delivery: d, .. }) if *d == delivery
+            );
+            if current {
+                if let Some(rec) = self.ledger.get_mut(&seq) {
+                    rec.expiries += 1;
+                }
+                self.redeliver_or_dead_letter(seq, now);
+            }
+        }
+        let retention = u64::try_from(self.settings.retention.as_millis()).unwrap_or(u64::MAX);
+        while let Some(&(published, seq)) = self.by_age.first() {
+            if published.saturating_add(retention) > now {
+                break;
+            }
+            self.finish(seq, MessageState::Expired);
+        }
+    }
+
+    fn insert(&mut self, mut stored: Stored, available_at: u64) {
+        let seq = stored.seq;
+        stored.slot = Slot::Available { at: available_at };
+        self.ready.insert((available_at, seq));
+        self.by_age.insert((stored.timestamp_ms, seq));
+        self.bytes += stored.size as u64;
+        self.ledger.insert(
+            seq,
+            MessageInfo {
+                id: stored.id.clone(),
+                state: MessageState::Available,
+                content_type: stored.content_type.clone(),
+                deliveries: 0,
+                acks: 0,
+                duplicate_acks: 0,
+                retries: 0,
+                expiries: 0,
+            },
+        );
+        self.live.insert(seq, stored);
+    }
+
+    /// Ends a failed delivery (explicit retry or lease expiry): back in the queue after
+    /// `delay`, or to the dead-letter queue (or dropped) once attempts reach max_retries.
+    fn redeliver_or_dead_letter(&mut self, seq: u64, now: u64) -> bool {
+        let delay = self
+            .consumer
+            .as_ref()
+            .map(ConsumerState::retry_delay)
+            .unwrap_or_default();
+        self.fail_delivery(seq, now, delay)
+    }
+
+    fn fail_delivery(&mut self, seq: u64, now: u64, delay: Duration) -> bool {
+        let max_retries = self
+            .consumer
+            .as_ref()
+            .map_or(DEFAULT_MAX_RETRIES, ConsumerState::max_retries);
+        let Some(m) = self.live.get_mut(&seq) else {
+            return false;
+        };
+        if m.attempts >= max_retries {
+            let has_dlq = self
+                .consumer
+                .as_ref()
+                .and_then(ConsumerState::dead_letter_queue)
+                .is_some();
+            if let Some(stored) = self.finish(
+                seq,
+                if has_dlq {
+                    MessageState::DeadLettered
+                } else {
+                    MessageState::Dropped
+                },
+            ) {
+                if has_dlq {
+                    self.dead.push(stored);
+                }
+            }
+            return true;
+        }
+        let at = now + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX / 2);
+        m.slot = Slot::Available { at };
+        self.ready.insert((at, seq));
+        if let Some(rec) = self.ledger.get_mut(&seq) {
+            rec.state = MessageState::Available;
+        }
+        true
+    }
+
+    /// Removes a live message for good, recording why.
+    fn finish(&mut self, seq: u64, state: MessageState) -> Option<Stored> {
+        let m = self.live.remove(&seq)?;
+        if let Slot::Available { at } = m.slot {
+            self.ready.remove(&(at, seq));
+        }
+        self.by_age.remove(&(m.timestamp_ms, seq));
+        self.bytes -= m.size as u64;
+        for lease in &m.lease_ids {
+            self.leases.remove(lease);
+            self.settled_leases.insert(lease.clone(), seq);
+        }
+        self.refs.retain(|_, s| *s != seq);
+        if let Some(rec) = self.ledger.get_mut(&seq) {
+            rec.state = state;
+        }
+        Some(m)
+    }
+
+    fn metrics(&self) -> QueueMetrics {
+        QueueMetrics {
+            backlog_count: self.live.len() as u64,
+            backlog_bytes: self.bytes,
+            oldest_message_timestamp_ms: self.by_age.first().map_or(0, |(t, _)| *t),
+        }
+    }
+
+    fn available_now(&self, now: u64, n: usize) -> Vec<u64> {
+        self.ready
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(n)
+            .map(|(_, seq)| *seq)
+            .collect()
+    }
+
+    fn to_model(&self) -> Queue {
+        let consumers: Vec<Consumer> = self
+            .consumer
+            .iter()
+            .map(|c| consumer_model(c, &self.name))
+            .collect();
+        Queue {
+            queue_id: Some(self.id.clone()),
+            queue_name: Some(self.name.clone()),
+            created_on: Some(rfc3339(self.created_ms)),
+            modified_on: Some(rfc3339(self.modified_ms)),
+            settings: Some(QueueSettings {
+                delivery_delay: Some(self.settings.delivery_delay),
+                delivery_paused: Some(self.settings.delivery_paused),
+                message_retention_period: Some(self.settings.retention),
+            }),
+            consumers_total_count: Some(consumers.len() as u64),
+            consumers,
+            producers: Vec::new(),
+            producers_total_count: Some(0),
+            jurisdiction: None,
+        }
+    }
+}
+
+fn consumer_model(c: &ConsumerState, queue_name: &str) -> Consumer {
+    match &c.config {
+        ConsumerRequest::Worker(w) => Consumer::Worker(WorkerConsumer {
+            consumer_id: Some(c.id.clone()),
+            created_on: Some(rfc3339(c.created_ms)),
+            queue_name: Some(queue_name.to_owned()),
+            script_name: Some(w.script_name.clone()),
+            dead_letter_queue: w.dead_letter_queue.clone().filter(|s| !s.is_empty()),
+            settings: w.settings.clone(),
+        }),
+        ConsumerRequest::HttpPull(h) => Consumer::HttpPull(HttpPullConsumer {
+            consumer_id: Some(c.id.clone()),
+            created_on: Some(rfc3339(c.created_ms)),
+            queue_name: Some(queue_name.to_owned()),
+            dead_letter_queue: h.dead_letter_queue.clone().filter(|s| !s.is_empty()),
+            settings: Some(h.settings.clone().unwrap_or_default()),
+        }),
+        other => Consumer::Unknown(serde_json::to_value(other).unwrap_or_default()),
+    }
+}
+
+/// The whole emulated account.
+#[derive(Debug)]
+pub(crate) struct World {
+    queues: HashMap<String, QueueState>,
+    by_name: HashMap<String, String>,
+    subscriptions: BTreeMap<String, (u64, EventSubscription)>,
+    pub(crate) rng: Rng,
+    next_seq: u64,
+    rate_limit: Option<u32>,
+}
+
+impl World {
+    pub(crate) fn new(seed: u64) -> Self {
+        World {
+            queues: HashMap::new(),
+            by_name: HashMap::new(),
+            subscriptions: BTreeMap::new(),
+            rng: Rng::new(seed),
+            next_seq: 0,
+            rate_limit: None,
+        }
+    }
+
+    /// The queue with `id` after applying elapsed time, or 10107 / 10104.
+    fn queue(&mut self, id: &str, now: u64) -> Outcome<&mut QueueState> {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(Reject::new(
+                400,
+                code::QUEUE_ID_MALFORMED,
+                "queue_id must be alphanumeric",
+            ));
+        }
+        self.route_dead_letters(id, now);
+        let q = self
+            .queues
+            .get_mut(id)
+            .ok_or_else(|| Reject::new(404, code::QUEUE_NOT_FOUND, "Queue does not exist"))?;
+        Ok(q)
+    }
+
+    /// Ticks `id` and moves its dead letters into the dead-letter queue (created on
+    /// first use, as Cloudflare does).
+    fn route_dead_letters(&mut self, id: &str, now: u64) {
+        let Some(q) = self.queues.get_mut(id) else {
+            return;
+        };
+        q.tick(now);
+        if q.dead.is_empty() {
+            return;
+        }
+        let dead = std::mem::take(&mut q.dead);
+        let Some(dlq_name) = q
+            .consumer
+            .as_ref()
+            .and_then(ConsumerState::dead_letter_queue)
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let dlq_id = match self.by_name.get(&dlq_name) {
+            Some(id) => id.clone(),
+            None => {
+                let new_id = self.rng.hex(16);
+                let rate = self.rate_limit;
+                self.queues.insert(
+                    new_id.clone(),
+                    QueueState::new(
+                        new_id.clone(),
+                        dlq_name.clone(),
+                        now,
+                        Settings::default(),
+                        rate,
+                    ),
+                );
+                self.by_name.insert(dlq_name, new_id.clone());
+                new_id
+            }
+        };
+        if let Some(dlq) = self.queues.get_mut(&dlq_id) {
+            for mut m in dead {
+                // A dead-lettered message starts over in its new queue.
+                m.attempts = 0;
+                m.lease_ids.clear();
+                dlq.insert(m, now);
+            }
+        }
+    }
+
+    pub(crate) fn set_rate_limit(&mut self, queue: Option<&str>, rate: Option<u32>, now: u64) {
+        match queue {
+            Some(id) => {
+                if let Some(q) = self.queues.get_mut(id) {
+                    q.set_rate_limit(rate, now);
+                }
+            }
+            None => {
+                self.rate_limit = rate;
+                for q in self.queues.values_mut() {
+                    q.set_rate_limit(rate, now);
+                }
+            }
+        }
+    }
+
+    // ---- queues -------------------------------------------------------------------
+
+    pub(crate) fn create_queue(&mut self, req: CreateQueueRequest, now: u64) -> Outcome<Queue> {
+        validate_queue_name(&req.queue_name)?;
+        if self.by_name.contains_key(&req.queue_name) {
+            return Err(Reject::new(
+                409,
+                code::QUEUE_NAME_TAKEN,
+                format!("queue name `{}` is already taken", req.queue_name),
+            ));
+        }
+        let settings = apply_settings(Settings::default(), req.settings.as_ref())?;
+        let id = self.rng.hex(16);
+        let q = QueueState::new(
+            id.clone(),
+            req.queue_name.clone(),
+            now,
+            settings,
+            self.rate_limit,
+        );
+        let model = q.to_model();
+        self.queues.insert(id.clone(), q);
+        self.by_name.insert(req.queue_name, id);
+        Ok(model)
+    }
+
+    pub(crate) fn list_queues(
+        &mut self,
+        page: u64,
+        per_page: u64,
+        now: u64,
+    ) -> (Vec<Queue>, ResultInfo) {
+        let mut all: Vec<&String> = self.by_name.keys().collect();
+        all.sort();
+        let ids: Vec<String> = all
+            .iter()
+            .filter_map(|n| self.by_name.get(*n).cloned())
+            .collect();
+        for id in &ids {
+            self.route_dead_letters(id, now);
+        }
+        let models: Vec<Queue> = ids
+            .iter()
+            .filter_map(|id| self.queues.get(id))
+            .map(QueueState::to_model)
+            .collect();
+        paginate(models, page, per_page)
+    }
+
+    pub(crate) fn get_queue(&mut self, id: &str, now: u64) -> Outcome<Queue> {
+        Ok(self.queue(id, now)?.to_model())
+    }
+
+    /// PUT (`replace`: omitted settings fall back to defaults) or PATCH.
+    pub(crate) fn update_queue(
+        &mut self,
+        id: &str,
+        req: UpdateQueueRequest,
+        replace: bool,
+        now: u64,
+    ) -> Outcome<Queue> {
+        let current_name = self.queue(id, now)?.name.clone();
+        if let Some(name) = &req.queue_name {
+            validate_queue_name(name)?;
+            if name != &current_name && self.by_name.contains_key(name) {
+                return Err(Reject::new(
+                    409,
+                    code::QUEUE_NAME_TAKEN,
+                    format!("queue name `{name}` is already taken"),
+                ));
+            }
+        }
+        let q = self.queue(id, now)?;
+        let base = if replace {
+            Settings::default()
+        } else {
+            q.settings.clone()
+        };
+        q.settings = apply_settings(base, req.settings.as_ref())?;
+        q.modified_ms = now;
+        if let Some(name) = req.queue_name {
+            q.name = name.clone();
+            let model = q.to_model();
+            self.by_name.remove(&current_name);
+            self.by_name.insert(name, id.to_owned());
+            return Ok(model);
+        }
+        Ok(q.to_model())
+    }
+
+    pub(crate) fn delete_queue(&mut self, id: &str, now: u64) -> Outcome<()> {
+        let name = self.queue(id, now)?.name.clone();
+        self.queues.remove(id);
+        self.by_name.remove(&name);
+        Ok(())
+    }
+
+    // ---- consumers ----------------------------------------------------------------
+
+    pub(crate) fn list_consumers(&mut self, qid: &str, now: u64) -> Outcome<Vec<Consumer>> {
+        let q = self.queue(qid, now)?;
+        Ok(q.consumer
+            .iter()
+            .map(|c| consumer_model(c, &q.name))
+            .collect())
+    }
+
+    pub(crate) fn create_consumer(
+        &mut self,
+        qid: &str,
+        req: ConsumerRequest,
+        now: u64,
+    ) -> Outcome<Consumer> {
+        validate_consumer(&req)?;
+        let id = self.rng.hex(16);
+        let q = self.queue(qid, now)?;
+        if q.consumer.is_some() {
+            return Err(Reject::new(
+                409,
+                code::CONSUMER_EXISTS,
+                "the queue already has a consumer; remove it first",
+            ));
+        }
+        let c = ConsumerState {
+            id,
+            created_ms: now,
+            config: req,
+        };
+        let model = consumer_model(&c, &q.name);
+        q.consumer = Some(c);
+        Ok(model)
+    }
+
+    pub(crate) fn get_consumer(&mut self, qid: &str, cid: &str, now: u64) -> Outcome<Consumer> {
+        let q = self.queue(qid, now)?;
+        match &q.consumer {
+            Some(c) if c.id == cid => Ok(consumer_model(c, &q.name)),
+            _ => Err(Reject::new(404, code::NOT_FOUND, "consumer not found")),
+        }
+    }
+
+    /// PUT: replaces the consumer, or creates it under this id when the queue has none.
+    pub(crate) fn put_consumer(
+        &mut self,
+        qid: &str,
+        cid: &str,
+        req: ConsumerRequest,
+        now: u64,
+    ) -> Outcome<Consumer> {
+        validate_consumer(&req)?;
+        let q = self.queue(qid, now)?;
+        match &mut q.consumer {
+            Some(c) if c.id == cid => c.config = req,
+            Some(_) => {
+                return Err(Reject::new(
+                    409,
+                    code::CONSUMER_EXISTS,
+                    "the queue already has another consumer",
+                ));
+            }
+            None => {
+                q.consumer = Some(ConsumerState {
+                    id: cid.to_owned(),
+                    created_ms: now,
+                    config: req,
+                })
+            }
+        }
+        let q = self.queue(qid, now)?;
+        let c = q
+            .consumer
+            .as_ref()
+            .ok_or_else(|| Reject::new(500, code::INTERNAL, "consumer vanished"))?;
+        Ok(consumer_model(c, &q.name))
+    }
+
+    pub(crate) fn delete_consumer(&mut self, qid: &str, cid: &str, now: u64) -> Outcome<()> {
+        let q = self.queue(qid, now)?;
+        match &q.consumer {
+            Some(c) if c.id == cid => {
+                q.consumer = None;
+                Ok(())
+            }
+            _ => Err(Reject::new(404, code::NOT_FOUND, "consumer not found")),
+        }
+    }
+
+    // ---- messages -----------------------------------------------------------------
+
+    /// Stores published messages, after checking every documented limit.
+    pub(crate) fn push(
+        &mut self,
+        qid: &str,
+        messages: Vec<Message>,
+        batch_delay: Option<Duration>,
+        is_batch: bool,
+        now: u64,
+    ) -> Outcome<PushResult> {
+        if is_batch {
+            if messages.len() > MAX_BATCH_MESSAGES {
+                return Err(Reject::new(
+                    400,
+                    code::BATCH_COUNT,
+                    "Batch count out of bounds: at most 100 messages",
+                ));
+            }
+            if batch_delay.is_some_and(|d| d > limits::MAX_DELAY) {
+                return Err(Reject::new(
+                    400,
+                    code::BATCH_DELAY_INVALID,
+                    "Invalid batch delay: at most 86400 seconds",
+                ));
+            }
+        }
+        let mut prepared = Vec::with_capacity(messages.len());
+        let mut total = 0;
+        for m in messages {
+            let (wire_body, size, content_type) = encode_body(&m)?;
+            if size > MAX_MESSAGE_BYTES {
+                return Err(Reject::new(
+                    400,
+                    code::MESSAGE_SIZE,
+                    "Message size out of bounds: at most 128 KB",
+                ));
+            }
+            if m.delay.is_some_and(|d| d > limits::MAX_DELAY) {
+                return Err(Reject::new(
+                    400,
+                    code::MESSAGE_METADATA_INVALID,
+                    "Invalid message metadata: delay over 24 hours",
+                ));
+            }
+            total += size;
+            prepared.push((wire_body, size, content_type, m.delay.or(batch_delay)));
+        }
+        if is_batch && total > MAX_BATCH_BYTES {
+            return Err(Reject::new(
+                400,
+                code::BATCH_SIZE,
+                "Batch size out of bounds: at most 256 KB",
+            ));
+        }
+        let first_seq = self.next_seq;
+        self.next_seq += prepared.len() as u64;
+        let ids: Vec<String> = prepared.iter().map(|_| self.rng.hex(16)).collect();
+        let q = self.queue(qid, now)?;
+        if let Some(bucket) = &mut q.limiter_write {
+            bucket.take(prepared.len(), now).map_err(overloaded)?;
+        }
+        for (i, ((wire_body, size, content_type, delay), id)) in
+            prepared.into_iter().zip(ids).enumerate()
+        {
+            let delay = delay.unwrap_or(q.settings.delivery_delay);
+            let stored = Stored {
+                seq: first_seq + i as u64,
+                id,
+                wire_body,
+                content_type: content_type.to_owned(),
+                timestamp_ms: now,
+                attempts: 0,
+                size,
+                slot: Slot::Available { at: now },
+                lease_ids: Vec::new(),
+            };
+            q.insert(stored, now + millis(delay));
+        }
+        Ok(PushResult {
+            metadata: Some(ResultMetadata {
+                metrics: Some(q.metrics()),
+            }),
+        })
+    }
+
+    /// Inserts messages as a Worker producer would, with any content type, bypassing
+    /// the REST limits and the rate ceiling.
+    pub(crate) fn seed(
+        &mut self,
+        qid: &str,
+        messages: Vec<SeedMessage>,
+        now: u64,
+    ) -> Outcome<Vec<String>> {
+        let first_seq = self.next_seq;
+        self.next_seq += messages.len() as u64;
+        let ids: Vec<String> = messages.iter().map(|_| self.rng.hex(16)).collect();
+        let q = self.queue(qid, now)?;
+        for (i, (m, id)) in messages.into_iter().zip(ids.iter()).enumerate() {
+            let size = m.payload.len();
+            let wire_body = match m.content_type.as_str() {
+                "text" => String::from_utf8_lossy(&m.payload).into_owned(),
+                _ => base64::engine::general_purpose::STANDARD.encode(&m.payload),
+            };
+            let stored = Stored {
+                seq: first_seq + i as u64,
+                id: id.clone(),
+                wire_body,
+                content_type: m.content_type,
+                timestamp_ms: now,
+                attempts: 0,
+                size,
+                slot: Slot::Available { at: now },
+                lease_ids: Vec::new(),
+            };
+            q.insert(stored, now + millis(m.delay));
+        }
+        Ok(ids)
+    }
+
+    pub(crate) fn pull(
+        &mut self,
+        qid: &str,
+        batch: Option<u32>,
+        visibility: Option<Duration>,
+        now: u64,
+    ) -> Outcome<PullResult> {
+        let q = self.queue(qid, now)?;
+        let settings = match &q.consumer {
+            Some(c) => c.http_settings().cloned(),
+            None => None,
+        }
+        .ok_or_else(|| {
+            Reject::new(
+                400,
+                code::NOT_HTTP_PULL,
+                "this queue has no http_pull consumer; add one before pulling",
+            )
+        })?;
+        if q.settings.delivery_paused {
+            return Err(Reject::paused());
+        }
+        let batch = batch.or(settings.batch_size).unwrap_or(DEFAULT_PULL_BATCH);
+        let visibility = visibility
+            .or(settings.visibility_timeout)
+            .unwrap_or(DEFAULT_VISIBILITY);
+        if batch == 0 || batch > MAX_PULL_BATCH {
+            return Err(Reject::invalid("batch_size must be between 1 and 100"));
+        }
+        if visibility.is_zero() || visibility > limits::MAX_VISIBILITY_TIMEOUT {
+            return Err(Reject::invalid(
+                "visibility_timeout_ms must be between 1 and 43200000",
+            ));
+        }
+        let picked = q.available_now(now, batch as usize);
+        if let Some(bucket) = &mut q.limiter_read {
+            if !picked.is_empty() {
+                bucket.take(picked.len(), now).map_err(overloaded)?;
+            }
+        }
+        let deadline = now + millis(visibility);
+        let mut out = Vec::with_capacity(picked.len());
+        let mut lease_ids = Vec::with_capacity(picked.len());
+        for _ in &picked {
+            lease_ids.push(format!("lease-{}", self.rng.hex(24)));
+        }
+        let q = self.queue(qid, now)?;
+        for (seq, lease_id) in picked.into_iter().zip(lease_ids) {
+            let Some(m) = q.live.get_mut(&seq) else {
+                continue;
+            };
+            if let Slot::Available { at } = m.slot {
+                q.ready.remove(&(at, seq));
+            }
+            m.attempts += 1;
+            m.slot = Slot::Leased {
+                delivery: m.attempts,
+            };
+            m.lease_ids.push(lease_id.clone());
+            q.expiries.push(Reverse((deadline, seq, m.attempts)));
+            q.leases.insert(lease_id.clone(), (seq, m.attempts));
+            if let Some(rec) = q.ledger.get_mut(&seq) {
+                rec.deliveries += 1;
+                rec.state = MessageState::Leased;
+            }
+            let metadata = message_metadata(&m.content_type);
+            out.push(PulledMessage {
+                id: m.id.clone(),
+                attempts: m.attempts,
+                body: m.wire_body.clone(),
+                lease_id,
+                metadata,
+                timestamp_ms: m.timestamp_ms,
+            });
+        }
+        let metrics = q.metrics();
+        Ok(PullResult {
+            message_backlog_count: Some(metrics.backlog_count),
+            messages: out,
+            metadata: Some(ResultMetadata {
+                metrics: Some(metrics),
+            }),
+        })
+    }
+
+    pub(crate) fn ack(&mut self, qid: &str, req: AckRequest, now: u64) -> Outcome<AckResult> {
+        let q = self.queue(qid, now)?;
+        let (mut acked, mut retried) = (0u64, 0u64);
+        let mut warnings = Vec::new();
+        for entry in req.acks {
+            let lease = entry.lease_id;
+            if let Some(&(seq, _)) = q.leases.get(&lease) {
+                if let Some(rec) = q.ledger.get_mut(&seq) {
+                    rec.acks += 1;
+                }
+                q.finish(seq, MessageState::Acked);
+                acked += 1;
+            } else if let Some(&seq) = q.settled_leases.get(&lease) {
+                // Already gone: an idempotent repeat (a retried ack request, say).
+                if let Some(rec) = q.ledger.get_mut(&seq) {
+                    if rec.state == MessageState::Acked {
+                        rec.duplicate_acks += 1;
+                    }
+                }
+                acked += 1;
+            } else {
+                warnings.push(AckWarning::new(lease, "unknown lease id"));
+            }
+        }
+        for entry in req.retries {
+            let lease = entry.lease_id;
+            let current = q.leases.get(&lease).copied().filter(|&(seq, delivery)| {
+                matches!(q.live.get(&seq).map(|m| &m.slot), Some(Slot::Leased { delivery: d, .. }) if *d == delivery)
+            });
+            match current {
+                Some((seq, _)) => {
+                    let delay = entry.delay.unwrap_or_else(|| {
+                        q.consumer
+                            .as_ref()
+                            .map(ConsumerState::retry_delay)
+                            .unwrap_or_default()
+                    });
+                    if let Some(rec) = q.ledger.get_mut(&seq) {
+                        rec.retries += 1;
+                    }
+                    q.fail_delivery(seq, now, delay);
+                    retried += 1;
+                }
+                None if q.leases.contains_key(&lease) => {
+                    warnings.push(AckWarning::new(
+                        lease,
+                        "lease expired; the message was already returned to the queue",
+                    ));
+                }
+                None if q.settled_leases.contains_key(&lease) => {
+                    warnings.push(AckWarning::new(
+                        lease,
+                        "message already acknowledged or removed",
+                    ));
+                }
+                None => warnings.push(AckWarning::new(lease, "unknown lease id")),
+            }
+        }
+        self.route_dead_letters(qid, now);
+        Ok(AckResult {
+            ack_count: Some(acked),
+            retry_count: Some(retried),
+            warnings,
+        })
+    }
+
+    pub(crate) fn peek(&mut self, qid: &str, batch: Option<u32>, now: u64) -> Outcome<PeekResult> {
+        let batch = batch.unwrap_or(DEFAULT_PULL_BATCH);
+        if batch == 0 || batch > MAX_PULL_BATCH {
+            return Err(Reject::invalid("batch_size must be between 1 and 100"));
+        }
+        let refs: Vec<String> = (0..batch)
+            .map(|_| format!("ref-{}", self.rng.hex(16)))
+            .collect();
+        let q = self.queue(qid, now)?;
+        let picked = q.available_now(now, batch as usize);
+        let mut messages = Vec::with_capacity(picked.len());
+        for (seq, peek_ref) in picked.into_iter().zip(refs) {
+            let Some(m) = q.live.get(&seq) else { continue };
+            let metadata = message_metadata(&m.content_type);
+            messages.push(PeekedMessage {
+                id: m.id.clone(),
+                attempts: m.attempts,
+                body: m.wire_body.clone(),
+                metadata,
+                peek_ref: peek_ref.clone(),
+                timestamp_ms: m.timestamp_ms,
+            });
+            q.refs.insert(peek_ref, seq);
+        }
+        Ok(PeekResult { messages })
+    }
+
+    pub(crate) fn purge_refs(
+        &mut self,
+        qid: &str,
+        refs: Vec<String>,
+        now: u64,
+    ) -> Outcome<PurgeMessagesResult> {
+        if refs.is_empty() {
+            return Err(Reject::invalid("refs must not be empty"));
+        }
+        let q = self.queue(qid, now)?;
+        let mut warnings = BTreeMap::new();
+        let errors: Vec<PurgeMessageError> = Vec::new();
+        for r in refs {
+            match q.refs.get(&r).copied() {
+                Some(seq) => {
+                    q.finish(seq, MessageState::Purged);
+                }
+                None => {
+                    warnings.insert(r, "unknown or already removed ref".to_owned());
+                }
+            }
+        }
+        Ok(PurgeMessagesResult { errors, warnings })
+    }
+
+    pub(crate) fn metrics(&mut self, qid: &str, now: u64) -> Outcome<QueueMetrics> {
+        Ok(self.queue(qid, now)?.metrics())
+    }
+
+    pub(crate) fn purge(&mut self, qid: &str, confirmed: bool, now: u64) -> Outcome<Queue> {
+        if !confirmed {
+            return Err(Reject::invalid(
+                "delete_messages_permanently must be true to purge a queue",
+            ));
+        }
+        let q = self.queue(qid, now)?;
+        let all: Vec<u64> = q.live.keys().copied().collect();
+        for seq in all {
+            q.finish(seq, MessageState::Purged);
+        }
+        q.purge = Some((now, true));
+        Ok(q.to_model())
+    }
+
+    pub(crate) fn purge_status(&mut self, qid: &str, now: u64) -> Outcome<PurgeStatus> {
+        let q = self.queue(qid, now)?;
+        Ok(match q.purge {
+            Some((started, completed)) => PurgeStatus {
+                completed: Some(completed),
+                started_at: Some(rfc3339(started)),
+            },
+            None => PurgeStatus {
+                completed: None,
+                started_at: None,
+            },
+        })
+    }
+
+    // ---- event subscriptions ------------------------------------------------------
+
+    pub(crate) fn create_subscription(
+        &mut self,
+        req: CreateSubscriptionRequest,
+        now: u64,
+    ) -> Outcome<EventSubscription> {
+        if req.name.trim().is_empty() {
+            return Err(Reject::invalid("name must not be empty"));
+        }
+        if req.events.is_empty() {
+            return Err(Reject::invalid("events must list at least one event type"));
+        }
+        self.check_destination(&req.destination, now)?;
+        let id = self.rng.hex(16);
+        let sub = EventSubscription {
+            id: id.clone(),
+            name: req.name,
+            enabled: req.enabled.unwrap_or(true),
+            source: req.source,
+            destination: req.destination,
+            events: req.events,
+            created_at: rfc3339(now),
+            modified_at: rfc3339(now),
+        };
+        self.subscriptions.insert(id, (now, sub.clone()));
+        Ok(sub)
+    }
+
+    fn check_destination(
+        &mut self,
+        dest: &crate::models::EventDestination,
+        now: u64,
+    ) -> Outcome<()> {
+        match dest {
+            crate::models::EventDestination::Queue(q) => {
+                self.queue(&q.queue_id, now)
+                    .map_err(|_| Reject::new(404, code::QUEUE_NOT_FOUND, "Queue does not exist"))?;
+                Ok(())
+            }
+            _ => Err(Reject::invalid("destination type must be queues.queue")),
+        }
+    }
+
+    pub(crate) fn list_subscriptions(
+        &self,
+        page: u64,
+        per_page: u64,
+        order: &SubscriptionOrder,
+        direction: &SortDirection,
+    ) -> (Vec<EventSubscription>, ResultInfo) {
+        let mut subs: Vec<&(u64, EventSubscription)> = self.subscriptions.values().collect();
+        subs.sort_by(|(ca, a), (cb, b)| match order {
+            SubscriptionOrder::CreatedAt => ca.cmp(cb).then(a.id.cmp(&b.id)),
+            SubscriptionOrder::Enabled => a.enabled.cmp(&b.enabled).then(a.name.cmp(&b.name)),
+            SubscriptionOrder::Source => {
+                let kind = |s: &EventSubscription| s.source.kind().map(str::to_owned);
+                kind(a).cmp(&kind(b)).then(a.name.cmp(&b.name))
+            }
+            _ => a.name.cmp(&b.name).then(a.id.cmp(&b.id)),
+        });
+        if matches!(direction, SortDirection::Desc) {
+            subs.reverse();
+        }
+        paginate(
+            subs.into_iter().map(|(_, s)| s.clone()).collect(),
+            page,
+            per_page,
+        )
+    }
+
+    pub(crate) fn get_subscription(&self, id: &str) -> Outcome<EventSubscription> {
+        self.subscriptions
+            .get(id)
+            .map(|(_, s)| s.clone())
+            .ok_or_else(|| Reject::new(404, code::NOT_FOUND, "event subscription not found"))
+    }
+
+    pub(crate) fn update_subscription(
+        &mut self,
+        id: &str,
+        req: UpdateSubscriptionRequest,
+        now: u64,
+    ) -> Outcome<EventSubscription> {
+        if let Some(dest) = &req.destination {
+            self.check_destination(dest, now)?;
+        }
+        let (_, sub) = self
+            .subscriptions
+            .get_mut(id)
+            .ok_or_else(|| Reject::new(404, code::NOT_FOUND, "event subscription not found"))?;
+        if let Some(name) = req.name {
+            sub.name = name;
+        }
+        if let Some(enabled) = req.enabled {
+            sub.enabled = enabled;
+        }
+        if let Some(dest) = req.destination {
+            sub.destination = dest;
+        }
+        // An empty list means "not given": the API requires at least one event type.
+        if !req.events.is_empty() {
+            sub.events = req.events;
+        }
+        sub.modified_at = rfc3339(now);
+        Ok(sub.clone())
+    }
+
+    pub(crate) fn delete_subscription(&mut self, id: &str) -> Outcome<EventSubscription> {
+        self.subscriptions
+            .remove(id)
+            .map(|(_, s)| s)
+            .ok_or_else(|| Reject::new(404, code::NOT_FOUND, "event subscription not found"))
+    }
+
+    // ---- inspection ---------------------------------------------------------------
+
+    pub(crate) fn ledger(&mut self, qid: &str, now: u64) -> Vec<MessageInfo> {
+        self.route_dead_letters(qid, now);
+        self.queues
+            .get(qid)
+            .map(|q| {
+                q.ledger
+                    .iter()
+                    .map(|(seq, rec)| {
+                        let mut rec = rec.clone();
+                        if let Some(Stored {
+                            slot: Slot::Available { at },
+                            ..
+                        }) = q.live.get(seq)
+                        {
+                            if *at > now {
+                                rec.state = MessageState::Delayed;
+                            }
+                        }
+                        rec
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn queue_id_by_name(&self, name: &str) -> Option<String> {
+        self.by_name.get(name).cloned()
+    }
+}
+
+/// Metadata as Cloudflare attaches it to pulled and peeked messages.
+fn message_metadata(content_type: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(
+        crate::models::CONTENT_TYPE_KEY.to_owned(),
+        content_type.into(),
+    );
+    metadata.insert("CF-sourceMessageSource".to_owned(), "api".into());
+    metadata
+}
+
+fn overloaded(wait: Duration) -> Reject {
+    Reject {
+        retry_after: Some(wait),
+        ..Reject::new(429, code::OVERLOADED, "Queue is overloaded")
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
+}
+
+/// The stored form of a published body: (wire body, size for limits, content type).
+fn encode_body(m: &Message) -> Outcome<(String, usize, &'static str)> {
+    match (&m.content_type, &m.body) {
+        (PushContentType::Text, serde_json::Value::String(s)) => Ok((s.clone(), s.len(), "text")),
+        (PushContentType::Text, _) => Err(Reject::new(
+            400,
+            code::BODY_INVALID,
+            "a text message must have a string body",
+        )),
+        (PushContentType::Json, body) => {
+            let raw = serde_json::to_vec(body).map_err(|e| Reject::invalid(e.to_string()))?;
+            Ok((
+                base64::engine::general_purpose::STANDARD.encode(&raw),
+                raw.len(),
+                "json",
+            ))
+        }
+        (other, _) => Err(Reject::new(
+            400,
+            code::MESSAGE_METADATA_INVALID,
+            format!(
+                "Invalid message metadata: content type `{other}`; the REST API takes text and json"
+            ),
+        )),
+    }
+}
+
+fn validate_queue_name(name: &str) -> Outcome<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Reject::new(
+            400,
+            code::INVALID_QUEUE_NAME,
+            "queue names are 1 to 63 lowercase letters, digits, dashes or underscores",
+        ))
+    }
+}
+
+fn apply_settings(mut s: Settings, given: Option<&QueueSettings>) -> Outcome<Settings> {
+    let Some(given) = given else { return Ok(s) };
+    if let Some(d) = given.delivery_delay {
+        if d > limits::MAX_DELAY {
+            return Err(Reject::invalid(
+                "settings.delivery_delay must be between 0 and 86400 seconds",
+            ));
+        }
+        s.delivery_delay = d;
+    }
+    if let Some(p) = given.delivery_paused {
+        s.delivery_paused = p;
+    }
+    if let Some(r) = given.message_retention_period {
+        if r < limits::MIN_RETENTION || r > limits::MAX_RETENTION {
+            return Err(Reject::invalid(
+                "settings.message_retention_period must be between 60 and 1209600 seconds",
+            ));
+        }
+        s.retention = r;
+    }
+    Ok(s)
+}
+
+fn validate_consumer(req: &ConsumerRequest) -> Outcome<()> {
+    let check = |ok: bool, what: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(Reject::invalid(what.to_owned()))
+        }
+    };
+    match req {
+        ConsumerRequest::HttpPull(h) => {
+            if let Some(s) = &h.settings {
+                check(
+                    s.batch_size
+                        .is_none_or(|b| (1..=MAX_PULL_BATCH).contains(&b)),
+                    "settings.batch_size must be 1 to 100",
+                )?;
+                check(
+                    s.max_retries.is_none_or(|r| r <= limits::MAX_RETRIES),
+                    "settings.max_retries must be 0 to 100",
+                )?;
+                check(
+                    s.retry_delay.is_none_or(|d| d <= limits::MAX_DELAY),
+                    "settings.retry_delay must be at most 24 hours",
+                )?;
+                check(
+                    s.visibility_timeout
+                        .is_none_or(|v| !v.is_zero() && v <= limits::MAX_VISIBILITY_TIMEOUT),
+                    "settings.visibility_timeout_ms must be 1 to 43200000",
+                )?;
+            }
+            Ok(())
+        }
+        ConsumerRequest::Worker(w) => {
+            check(!w.script_name.trim().is_empty(), "script_name is required")?;
+            if let Some(s) = &w.settings {
+                check(
+                    s.batch_size
+                        .is_none_or(|b| (1..=MAX_PULL_BATCH).contains(&b)),
+                    "settings.batch_size must be 1 to 100",
+                )?;
+                check(
+                    s.max_retries.is_none_or(|r| r <= limits::MAX_RETRIES),
+                    "settings.max_retries must be 0 to 100",
+                )?;
+                check(
+                    s.max_wait_time.is_none_or(|d| d <= limits::MAX_WAIT_TIME),
+                    "settings.max_wait_time_ms must be at most 60000",
+                )?;
+            }
+            Ok(())
+        }
+        _ => Err(Reject::invalid("type must be worker or http_pull")),
+    }
+}
+
+fn paginate<T>(items: Vec<T>, page: u64, per_page: u64) -> (Vec<T>, ResultInfo) {
+    let per_page = per_page.clamp(1, 100);
+    let page = page.max(1);
+    let total = items.len() as u64;
+    let total_pages = total.div_ceil(per_page).max(1);
+    let start = usize::try_from((page - 1).saturating_mul(per_page)).unwrap_or(usize::MAX);
+    let items: Vec<T> = items
+        .into_iter()
+        .skip(start)
+        .take(usize::try_from(per_page).unwrap_or(100))
+        .collect();
+    let info = ResultInfo {
+        count: Some(items.len() as u64),
+        page: Some(page),
+        per_page: Some(per_page),
+        total_count: Some(total),
+        total_pages: Some(total_pages),
+    };
+    (items, info)
+}
+
+/// Unix milliseconds as RFC 3339 UTC with milliseconds, e.g. `2026-11-22T08:15:30.250Z`.
+pub(crate) fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01, after Howard Hinnant's algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{AckEntry, HttpPullConsumerRequest, RetryEntry};
+
+    const T0: u64 = 1_700_000_000_000;
+
+    fn world_with_queue(settings: HttpPullConsumerSettings, dlq: Option<&str>) -> (World, String) {
+        let mut w = World::new(1);
+        let q = w
+            .create_queue(
+                CreateQueueRequest {
+                    queue_name: "work".into(),
+                    settings: None,
+                    jurisdiction: None,
+                },
+                T0,
+            )
+            .unwrap();
+        let id = q.queue_id.unwrap();
+        let req = ConsumerRequest::HttpPull(HttpPullConsumerRequest {
+            dead_letter_queue: dlq.map(str::to_owned),
+            settings: Some(settings),
+        });
+        w.create_consumer(&id, req, T0).unwrap();
+        (w, id)
+    }
+
+    fn settings(max_retries: u32, retry_delay: u64) -> HttpPullConsumerSettings {
+        HttpPullConsumerSettings {
+            batch_size: None,
+            max_retries: Some(max_retries),
+            retry_delay: Some(Duration::from_secs(retry_delay)),
+            visibility_timeout: None,
+        }
+    }
+
+    fn ack(lease: &str) -> AckRequest {
+        AckRequest {
+            acks: vec![AckEntry {
+                lease_id: lease.into(),
+            }],
+            retries: vec![],
+        }
+    }
+
+    fn retry(lease: &str, delay: Option<u64>) -> AckRequest {
+        AckRequest {
+            acks: vec![],
+            retries: vec![RetryEntry {
+                lease_id: lease.into(),
+                delay: delay.map(Duration::from_secs),
+            }],
+        }
+    }
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_577_470_279_117), "2019-12-27T18:11:19.117Z");
+        assert_eq!(rfc3339(1_835_438_400_000), "2028-02-29T12:00:00.000Z");
+    }
+
+    #[test]
+    fn lease_expiry_redelivers_with_attempts_counted() {
+        let (mut w, q) = world_with_queue(settings(5, 0), None);
+        w.push(&q, vec![Message::text("a")], None, false, T0)
+            .unwrap();
+        let first = w
+            .pull(&q, Some(10), Some(Duration::from_secs(10)), T0)
+            .unwrap();
+        assert_eq!(first.messages.len(), 1);
+        assert_eq!(first.messages[0].attempts, 1);
+        assert!(
+            w.pull(&q, Some(10), None, T0 + 9_999)
+                .unwrap()
+                .messages
+                .is_empty(),
+            "still leased"
+        );
+        let again = w.pull(&q, Some(10), None, T0 + 10_000).unwrap();
+        assert_eq!(again.messages[0].attempts, 2);
+        assert_ne!(again.messages[0].lease_id, first.messages[0].lease_id);
+        // The late ack with the first lease is accepted and removes the message.
+        let r = w
+            .ack(&q, ack(&first.messages[0].lease_id), T0 + 10_001)
+            .unwrap();
+        assert_eq!((r.ack_count, r.warnings.len()), (Some(1), 0));
+        // Acking with the second lease too is an idempotent repeat.
+        let r = w
+            .ack(&q, ack(&again.messages[0].lease_id), T0 + 10_002)
+            .unwrap();
+        assert_eq!(r.ack_count, Some(1));
+        let ledger = w.ledger(&q, T0 + 10_003);
+        assert_eq!(
+            (
+                ledger[0].acks,
+                ledger[0].duplicate_acks,
+                ledger[0].deliveries
+            ),
+            (1, 1, 2)
+        );
+        assert_eq!(ledger[0].state, MessageState::Acked);
+    }
+
+    #[test]
+    fn retries_honour_delay_and_dead_letter_after_max_retries() {
+        let (mut w, q) = world_with_queue(settings(2, 30), Some("work-dlq"));
+        w.push(&q, vec![Message::text("poison")], None, false, T0)
+            .unwrap();
+        let p1 = w.pull(&q, None, None, T0).unwrap();
+        w.ack(&q, retry(&p1.messages[0].lease_id, Some(60)), T0)
+            .unwrap();
+        assert!(
+            w.pull(&q, None, None, T0 + 59_999)
+                .unwrap()
+                .messages
+                .is_empty()
+        );
+        let p2 = w.pull(&q, None, None, T0 + 60_000).unwrap();
+        assert_eq!(p2.messages[0].attempts, 2);
+        // Without an explicit delay the consumer's retry_delay (30 s) applies; but
+        // attempts (2) has reached max_retries (2), so it goes to the DLQ instead.
+        w.ack(&q, retry(&p2.messages[0].lease_id, None), T0 + 60_000)
+            .unwrap();
+        assert_eq!(
+            w.ledger(&q, T0 + 60_001)[0].state,
+            MessageState::DeadLettered
+        );
+        let dlq = w
+            .queue_id_by_name("work-dlq")
+            .expect("the DLQ is created on first use");
+        let moved = w.ledger(&dlq, T0 + 60_001);
+        assert_eq!(moved.len(), 1);
+        assert_eq!(moved[0].id, p1.messages[0].id);
+    }
+
+    #[test]
+    fn expiry_counts_toward_max_retries_and_drops_without_dlq() {
+        let (mut w, q) = world_with_queue(settings(1, 0), None);
+        w.push(&q, vec![Message::text("x")], None, false, T0)
+            .unwrap();
+        w.pull(&q, None, Some(Duration::from_secs(1)), T0).unwrap();
+        assert!(
+            w.pull(&q, None, None, T0 + 1_000)
+                .unwrap()
+                .messages
+                .is_empty()
+        );
+        assert_eq!(w.ledger(&q, T0 + 1_000)[0].state, MessageState::Dropped);
+    }
+
+    #[test]
+    fn paused_queues_answer_409_and_limits_use_their_codes() {
+        let (mut w, q) = world_with_queue(settings(3, 0), None);
+        let paused = UpdateQueueRequest {
+            queue_name: None,
+            settings: Some(QueueSettings {
+                delivery_delay: None,
+                delivery_paused: Some(true),
+                message_retention_period: None,
+            }),
+        };
+        w.update_queue(&q, paused, false, T0).unwrap();
+        assert_eq!(w.pull(&q, None, None, T0).unwrap_err().status, 409);
+
+        let big = Message::text("x".repeat(128_001));
+        assert_eq!(
+            w.push(&q, vec![big], None, false, T0).unwrap_err().code,
+            10204
+        );
+        let many: Vec<Message> = (0..101).map(|_| Message::text("m")).collect();
+        assert_eq!(w.push(&q, many, None, true, T0).unwrap_err().code, 10206);
+        let heavy: Vec<Message> = (0..3).map(|_| Message::text("y".repeat(100_000))).collect();
+        assert_eq!(w.push(&q, heavy, None, true, T0).unwrap_err().code, 10205);
+        let late = Message::text("z").with_delay(Duration::from_secs(86_401));
+        assert_eq!(
+            w.push(&q, vec![late], None, false, T0).unwrap_err().code,
+            10203
+        );
+        assert_eq!(
+            w.push(
+                &q,
+                vec![Message::text("z")],
+                Some(Duration::from_secs(86_401)),
+                true,
+                T0
+            )
+            .unwrap_err()
+            .code,
+            10202
+        );
+        assert_eq!(w.get_queue("nope!", T0).unwrap_err().code, 10107);
+        assert_eq!(w.get_queue("0123abcd", T0).unwrap_err().code, 10104);
+    }
+
+    #[test]
+    fn delays_follow_the_precedence_rules() {
+        let (mut w, q) = world_with_queue(settings(3, 0), None);
+        let delayed = UpdateQueueRequest {
+            queue_name: None,
+            settings: Some(QueueSettings {
+                delivery_delay: Some(Duration::from_secs(10)),
+                delivery_paused: None,
+                message_retention_period: None,
+            }),
+        };
+        w.update_queue(&q, delayed, false, T0).unwrap();
+        w.push(&q, vec![Message::text("queue delay")], None, false, T0)
+            .unwrap();
+        w.push(
+            &q,
+            vec![Message::text("no delay").with_delay(Duration::ZERO)],
+            None,
+            false,
+            T0,
+        )
+        .unwrap();
+        let now = w.pull(&q, Some(10), None, T0).unwrap();
+        assert_eq!(
+            now.messages.len(),
+            1,
+            "an explicit 0 overrides the queue delay"
+        );
+        assert_eq!(now.messages[0].body, "no delay");
+        assert_eq!(
+            w.pull(&q, Some(10), None, T0 + 10_000)
+                .unwrap()
+                .messages
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn retention_expires_messages() {
+        let (mut w, q) = world_with_queue(settings(3, 0), None);
+        let short = UpdateQueueRequest {
+            queue_name: None,
+            settings: Some(QueueSettings {
+                delivery_delay: None,
+                delivery_paused: None,
+                message_retention_period: Some(Duration::from_secs(60)),
+            }),
+        };
+        w.update_queue(&q, short, false, T0).unwrap();
+        w.push(&q, vec![Message::text("old")], None, false, T0)
+            .unwrap();
+        assert_eq!(w.metrics(&q, T0 + 59_999).unwrap().backlog_count, 1);
+        assert_eq!(w.metrics(&q, T0 + 60_000).unwrap().backlog_count, 0);
+        assert_eq!(w.ledger(&q, T0 + 60_000)[0].state, MessageState::Expired);
+    }
+}
