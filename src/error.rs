@@ -83,6 +83,15 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+
+    /// A pull consumer could not settle (ack, retry or release) a delivery: the ack
+    /// request failed for good. The message will be redelivered after its lease expires.
+    #[error("could not settle the delivery: {0}")]
+    Settle(#[source] std::sync::Arc<Error>),
+
+    /// The pull consumer has shut down; the delivery was already released.
+    #[error("the pull consumer has shut down; the delivery was already released")]
+    ConsumerClosed,
 }
 
 impl Error {
@@ -108,6 +117,7 @@ impl Error {
         match self {
             Error::Api(e) => Some(e),
             Error::BatchIncomplete { source, .. } => source.api(),
+            Error::Settle(source) => source.api(),
             _ => None,
         }
     }
@@ -124,6 +134,7 @@ impl Error {
             Error::Transport { attempts, .. } | Error::Timeout { attempts, .. } => Some(*attempts),
             Error::Decode(e) => Some(e.attempts),
             Error::BatchIncomplete { source, .. } => source.attempts(),
+            Error::Settle(source) => source.attempts(),
             _ => None,
         }
     }

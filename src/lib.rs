@@ -34,6 +34,7 @@ mod api;
 mod auth;
 mod client;
 mod codec;
+pub mod consumer;
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;

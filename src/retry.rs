@@ -240,6 +240,7 @@ pub(crate) fn classify(err: &Error) -> Class {
             }
         }
         Error::BatchIncomplete { source, .. } => classify(source),
+        Error::Settle(source) => classify(source),
         _ => Class::Fatal,
     }
 }

@@ -15,3 +15,4 @@ mod queue;
 mod subscription;
 
 pub use message::{CONTENT_TYPE_KEY, ContentType};
+pub(crate) use message::{body_error, decode_payload, millis_to_time, payload_json, payload_text};

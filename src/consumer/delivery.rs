@@ -1,0 +1,392 @@
+//! [`Delivery`]: one leased message plus the right to decide its fate, once.
+
+use super::engine::{Action, Kind, Shared};
+use crate::error::{BodyErrorKind, Error, Result};
+use crate::models::{
+    ContentType, PulledMessage, decode_payload, millis_to_time, payload_json, payload_text,
+};
+use std::borrow::Cow;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::oneshot;
+
+/// The data of a leased message: ids, timing and the decoded body.
+///
+/// `json` and `bytes` bodies are base64-decoded once, when the message arrives; `text`
+/// bodies are kept as they are.
+#[derive(Clone)]
+pub struct ReceivedMessage {
+    id: String,
+    lease_id: String,
+    attempts: u32,
+    timestamp_ms: u64,
+    content_type: ContentType,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    body: Body,
+    lease_deadline: Instant,
+}
+
+#[derive(Clone)]
+enum Body {
+    Decoded(Vec<u8>),
+    /// Kept as received: the content type is unsupported or the base64 is broken.
+    Undecodable {
+        raw: String,
+        why: Undecodable,
+    },
+}
+
+#[derive(Clone)]
+pub(crate) enum Undecodable {
+    Unsupported,
+    Base64(base64::DecodeError),
+}
+
+impl ReceivedMessage {
+    /// Decodes a pulled message. A body that cannot be decoded is kept raw, and the
+    /// reason returned, so the consumer can apply its decode-error policy.
+    pub(crate) fn from_pulled(m: PulledMessage, lease_deadline: Instant) -> (Self, Option<Error>) {
+        let content_type = ContentType::from_metadata(&m.metadata);
+        let (body, problem) = match decode_payload(&m.id, &content_type, &m.body) {
+            Ok(Cow::Owned(bytes)) => (Body::Decoded(bytes), None),
+            Ok(Cow::Borrowed(_)) => (Body::Decoded(m.body.into_bytes()), None),
+            Err(err) => {
+                let why = match &err {
+                    Error::Body(b) => match &b.kind {
+                        BodyErrorKind::Base64(e) => Undecodable::Base64(e.clone()),
+                        _ => Undecodable::Unsupported,
+                    },
+                    _ => Undecodable::Unsupported,
+                };
+                (Body::Undecodable { raw: m.body, why }, Some(err))
+            }
+        };
+        let msg = ReceivedMessage {
+            id: m.id,
+            lease_id: m.lease_id,
+            attempts: m.attempts,
+            timestamp_ms: m.timestamp_ms,
+            content_type,
+            metadata: m.metadata,
+            body,
+            lease_deadline,
+        };
+        (msg, problem)
+    }
+
+    /// The message id: stable across redeliveries, so use it to make processing idempotent.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The lease id of this delivery.
+    pub fn lease_id(&self) -> &str {
+        &self.lease_id
+    }
+
+    /// Deliveries so far, this one included (1 on the first delivery).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// When the message was published.
+    pub fn published_at(&self) -> SystemTime {
+        millis_to_time(self.timestamp_ms)
+    }
+
+    /// How the body was published.
+    pub fn content_type(&self) -> &ContentType {
+        &self.content_type
+    }
+
+    /// Message metadata (`CF-Content-Type`, `CF-sourceMessageSource`, ...).
+    pub fn metadata(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.metadata
+    }
+
+    /// When the lease ends. Cloudflare has no lease extension: finish (and settle)
+    /// before then, or the message is delivered again.
+    pub fn lease_deadline(&self) -> Instant {
+        self.lease_deadline
+    }
+
+    /// Time left on the lease (zero once it has passed).
+    pub fn lease_remaining(&self) -> Duration {
+        self.lease_deadline
+            .saturating_duration_since(Instant::now())
+    }
+
+    /// The decoded payload bytes.
+    pub fn bytes(&self) -> Result<&[u8]> {
+        match &self.body {
+            Body::Decoded(bytes) => Ok(bytes),
+            Body::Undecodable { why, .. } => Err(self.undecodable(why)),
+        }
+    }
+
+    /// The payload as UTF-8 text.
+    pub fn text(&self) -> Result<&str> {
+        let bytes = self.bytes()?;
+        match payload_text(&self.id, &self.content_type, Cow::Borrowed(bytes))? {
+            Cow::Borrowed(s) => Ok(s),
+            // A borrowed input always decodes to a borrowed str.
+            Cow::Owned(_) => Err(self.undecodable(&Undecodable::Unsupported)),
+        }
+    }
+
+    /// The payload parsed as JSON into `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        payload_json(&self.id, &self.content_type, self.bytes()?)
+    }
+
+    /// The body exactly as it arrived (base64 for json and bytes).
+    pub fn raw_body(&self) -> Cow<'_, str> {
+        match &self.body {
+            Body::Decoded(bytes) if self.content_type == ContentType::Text => {
+                String::from_utf8_lossy(bytes)
+            }
+            Body::Decoded(bytes) => {
+                use base64::Engine as _;
+                Cow::Owned(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
+            Body::Undecodable { raw, .. } => Cow::Borrowed(raw),
+        }
+    }
+
+    fn undecodable(&self, why: &Undecodable) -> Error {
+        let kind = match why {
+            Undecodable::Unsupported => BodyErrorKind::Unsupported,
+            Undecodable::Base64(e) => BodyErrorKind::Base64(e.clone()),
+        };
+        crate::models::body_error(&self.id, &self.content_type, kind)
+    }
+}
+
+impl fmt::Debug for ReceivedMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceivedMessage")
+            .field("id", &self.id)
+            .field("attempts", &self.attempts)
+            .field("content_type", &self.content_type)
+            .field("lease_remaining", &self.lease_remaining())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A leased message and the obligation to settle it.
+///
+/// Settle it exactly once with [`ack`](Delivery::ack), [`retry`](Delivery::retry) or
+/// [`release`](Delivery::release): each takes the delivery by value, so a second decision
+/// does not compile. Settling only enqueues (synchronously, nothing to cancel half-way);
+/// the consumer batches settlements into few ack requests. Await the returned
+/// [`Settled`] to learn the server's answer, or drop it.
+///
+/// A delivery dropped undecided is released (or retried, per
+/// [`DropPolicy`](super::DropPolicy)); it is never acknowledged.
+///
+/// `Delivery` dereferences to its [`ReceivedMessage`] for the id, attempts, timing and
+/// body decoders.
+pub struct Delivery {
+    msg: ReceivedMessage,
+    ticket: Option<Ticket>,
+}
+
+/// The right to settle one delivery; settles per the drop policy when dropped unused.
+pub(crate) struct Ticket {
+    shared: Arc<Shared>,
+    seq: u64,
+    used: bool,
+}
+
+impl Ticket {
+    pub(crate) fn new(shared: Arc<Shared>, seq: u64) -> Self {
+        Ticket {
+            shared,
+            seq,
+            used: false,
+        }
+    }
+
+    pub(crate) fn settle(mut self, action: Action, kind: Kind) -> Settled {
+        self.used = true;
+        self.shared.settle(self.seq, action, kind)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.used {
+            // The lease id lives in the outstanding table, so Drop needs nothing else.
+            self.shared.settle_dropped(self.seq);
+        }
+    }
+}
+
+impl Delivery {
+    pub(crate) fn new(msg: ReceivedMessage, ticket: Ticket) -> Self {
+        Delivery {
+            msg,
+            ticket: Some(ticket),
+        }
+    }
+
+    /// The message data.
+    pub fn message(&self) -> &ReceivedMessage {
+        &self.msg
+    }
+
+    /// Acknowledges: the message is done and will not be delivered again.
+    pub fn ack(self) -> Settled {
+        self.decide(Action::Ack, Kind::Acked)
+    }
+
+    /// Puts the message back for another delivery after `delay` (at most 24 h, longer is
+    /// cut to 24 h). The next delivery counts as another attempt; past `max_retries` the
+    /// message goes to the dead-letter queue.
+    pub fn retry(self, delay: Duration) -> Settled {
+        self.decide(
+            Action::Retry(Some(delay.min(crate::limits::MAX_DELAY))),
+            Kind::Retried,
+        )
+    }
+
+    /// Puts the message back for another delivery after the consumer's configured
+    /// `retry_delay`.
+    pub fn retry_with_default_delay(self) -> Settled {
+        self.decide(Action::Retry(None), Kind::Retried)
+    }
+
+    /// Gives the lease back now, so another consumer can take the message at once. This
+    /// is a retry with no delay: it counts as an attempt.
+    pub fn release(self) -> Settled {
+        self.decide(Action::Retry(Some(Duration::ZERO)), Kind::Released)
+    }
+
+    pub(crate) fn decide(mut self, action: Action, kind: Kind) -> Settled {
+        match self.ticket.take() {
+            Some(ticket) => ticket.settle(action, kind),
+            None => Settled::ready(Err(Error::ConsumerClosed)),
+        }
+    }
+
+    /// Splits the data from the settling right, for the runner.
+    pub(crate) fn into_parts(mut self) -> (ReceivedMessage, Option<Ticket>) {
+        let ticket = self.ticket.take();
+        let msg = std::mem::replace(&mut self.msg, placeholder());
+        (msg, ticket)
+    }
+}
+
+/// An empty message, only ever stored in a `Delivery` being taken apart.
+fn placeholder() -> ReceivedMessage {
+    ReceivedMessage {
+        id: String::new(),
+        lease_id: String::new(),
+        attempts: 0,
+        timestamp_ms: 0,
+        content_type: ContentType::Unknown(String::new()),
+        metadata: serde_json::Map::new(),
+        body: Body::Decoded(Vec::new()),
+        lease_deadline: Instant::now(),
+    }
+}
+
+impl std::ops::Deref for Delivery {
+    type Target = ReceivedMessage;
+    fn deref(&self) -> &ReceivedMessage {
+        &self.msg
+    }
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("message", &self.msg)
+            .field("settled", &self.ticket.is_none())
+            .finish()
+    }
+}
+
+/// What the server said about a settlement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SettleOutcome {
+    /// A warning the server returned for this lease, if any (e.g. a retry of a lease
+    /// that had already expired).
+    pub warning: Option<String>,
+}
+
+/// The pending result of a settlement. Await it for the server's confirmation, or drop
+/// it: the settlement goes ahead either way.
+#[must_use = "dropping is fine (the settlement still happens), but then its result is unknown"]
+pub struct Settled {
+    inner: SettledInner,
+}
+
+enum SettledInner {
+    Ready(Option<Result<SettleOutcome>>),
+    Waiting(oneshot::Receiver<Result<SettleOutcome>>),
+}
+
+impl Settled {
+    pub(crate) fn ready(result: Result<SettleOutcome>) -> Self {
+        Settled {
+            inner: SettledInner::Ready(Some(result)),
+        }
+    }
+
+    pub(crate) fn waiting(rx: oneshot::Receiver<Result<SettleOutcome>>) -> Self {
+        Settled {
+            inner: SettledInner::Waiting(rx),
+        }
+    }
+
+    /// Waits for the ack request carrying this settlement to be answered.
+    pub async fn confirmed(self) -> Result<SettleOutcome> {
+        self.await
+    }
+}
+
+impl fmt::Debug for Settled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Settled")
+    }
+}
+
+impl IntoFuture for Settled {
+    type Output = Result<SettleOutcome>;
+    type IntoFuture = SettledFuture;
+    fn into_future(self) -> SettledFuture {
+        SettledFuture { inner: self.inner }
+    }
+}
+
+/// Future of [`Settled`].
+pub struct SettledFuture {
+    inner: SettledInner,
+}
+
+impl fmt::Debug for SettledFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SettledFuture")
+    }
+}
+
+impl Future for SettledFuture {
+    type Output = Result<SettleOutcome>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.inner {
+            SettledInner::Ready(result) => {
+                Poll::Ready(result.take().unwrap_or(Err(Error::ConsumerClosed)))
+            }
+            // The flusher answers every settlement; a dropped sender means it stopped.
+            SettledInner::Waiting(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or(Err(Error::ConsumerClosed))),
+        }
+    }
+}
