@@ -1,0 +1,276 @@
+//! Throughput benchmark: the PullConsumer against a sequential baseline, in one process,
+//! against the local emulator.
+//!
+//! ```text
+//! cargo run --release --example bench -- [--latency-ms 50] [--messages 20000] [--rate-limit 5000]
+//! ```
+//!
+//! * `--latency-ms`: latency the emulator adds to every request (default 50).
+//! * `--messages`: messages per phase, 1 KB each (default 20000).
+//! * `--rate-limit`: the emulator's per-queue message-rate ceiling (default none;
+//!   Cloudflare's is 5000 messages per second).
+//!
+//! The baseline is the loop Cloudflare's pull-consumer guide describes, written with this
+//! crate's low-level calls: pull 100, process, ack them, repeat. The consumer phase uses
+//! the settings README.md recommends. Both decode and check every body. The last line
+//! printed is one JSON object with the figures.
+
+use cloudflare_queues::consumer::{Outcome, ShutdownMode};
+use cloudflare_queues::emulator::{Emulator, Latency, SeedMessage};
+use cloudflare_queues::{QueueHandle, ops};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Args {
+    latency_ms: u64,
+    messages: usize,
+    rate_limit: Option<u32>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        latency_ms: 50,
+        messages: 20_000,
+        rate_limit: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--latency-ms" => {
+                args.latency_ms = value()?.parse().map_err(|e| format!("--latency-ms: {e}"))?
+            }
+            "--messages" => {
+                args.messages = value()?.parse().map_err(|e| format!("--messages: {e}"))?
+            }
+            "--rate-limit" => {
+                let v = value()?;
+                args.rate_limit = if v == "none" {
+                    None
+                } else {
+                    Some(v.parse().map_err(|e| format!("--rate-limit: {e}"))?)
+                };
+            }
+            other => {
+                return Err(format!(
+                    "unknown flag {other}; flags: --latency-ms N --messages N --rate-limit N|none"
+                ));
+            }
+        }
+    }
+    Ok(args)
+}
+
+/// A 1 KB body that names its message, so every delivery can be checked.
+fn body(i: usize) -> String {
+    let head = format!("message {i:08} ");
+    format!("{head}{}", "x".repeat(1000 - head.len()))
+}
+
+fn check(text: &str) -> bool {
+    text.len() == 1000 && text.starts_with("message ")
+}
+
+async fn fresh_queue(
+    emu: &Emulator,
+    name: &str,
+    n: usize,
+) -> Result<QueueHandle, Box<dyn std::error::Error>> {
+    let client = emu.client();
+    let created = client.queues().create(name).await?;
+    let queue = client.queue(created.queue_id.unwrap_or_default());
+    queue.consumers().create_http_pull().await?;
+    // Seeded directly: publishing is not what is measured.
+    emu.seed(queue.id(), (0..n).map(|i| SeedMessage::text(body(i))))?;
+    Ok(queue)
+}
+
+struct Phase {
+    msgs_per_s: f64,
+    requests: u64,
+    acked: usize,
+    lost: usize,
+    duplicates: u64,
+    elapsed: Duration,
+}
+
+fn requests(emu: &Emulator) -> u64 {
+    emu.requests(&ops::PULL_MESSAGES) + emu.requests(&ops::ACK_MESSAGES)
+}
+
+fn outcome(
+    emu: &Emulator,
+    queue: &QueueHandle,
+    elapsed: Duration,
+    requests: u64,
+    duplicates: u64,
+) -> Phase {
+    let ledger = emu.messages(queue.id());
+    let acked = ledger.iter().filter(|m| m.acks == 1).count();
+    #[allow(clippy::cast_precision_loss)]
+    let msgs_per_s = acked as f64 / elapsed.as_secs_f64();
+    Phase {
+        msgs_per_s,
+        requests,
+        acked,
+        lost: ledger.len() - acked,
+        duplicates,
+        elapsed,
+    }
+}
+
+/// Pull 100, process, ack, repeat: one request in flight at a time.
+async fn baseline(emu: &Emulator, n: usize) -> Result<Phase, Box<dyn std::error::Error>> {
+    let queue = fresh_queue(emu, "baseline", n).await?;
+    let before = requests(emu);
+    let started = Instant::now();
+    let mut done = 0;
+    let mut seen: HashMap<String, u32> = HashMap::with_capacity(n);
+    while done < n {
+        let batch = queue
+            .pull()
+            .batch_size(100)
+            .visibility_timeout(Duration::from_secs(60))
+            .await?;
+        let mut ack = queue.ack();
+        for m in &batch.messages {
+            if !check(&m.text()?) {
+                return Err(format!("bad body in {}", m.id).into());
+            }
+            *seen.entry(m.id.clone()).or_default() += 1;
+            ack = ack.ack(m.lease_id.clone());
+        }
+        done += batch.messages.len();
+        ack.await?;
+    }
+    let elapsed = started.elapsed();
+    let duplicates = seen.values().map(|c| u64::from(c - 1)).sum();
+    Ok(outcome(
+        emu,
+        &queue,
+        elapsed,
+        requests(emu) - before,
+        duplicates,
+    ))
+}
+
+/// The PullConsumer with README.md's recommended settings for fast handlers.
+async fn consumer(emu: &Emulator, n: usize) -> Result<Phase, Box<dyn std::error::Error>> {
+    let queue = fresh_queue(emu, "consumer", n).await?;
+    let before = requests(emu);
+    let consumer = queue
+        .pull_consumer()
+        .batch_size(100)
+        .visibility_timeout(Duration::from_secs(60))
+        .max_in_flight(1000)
+        .max_concurrent_pulls(8)
+        .build()?;
+    let handle = consumer.shutdown_handle();
+    let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::new(Mutex::new(HashMap::with_capacity(n)));
+    let started = Instant::now();
+    let task = {
+        let seen = seen.clone();
+        tokio::spawn(consumer.run(move |m| {
+            let seen = seen.clone();
+            async move {
+                if !m.text().is_ok_and(check) {
+                    return Outcome::Release;
+                }
+                if let Ok(mut seen) = seen.lock() {
+                    *seen.entry(m.id().to_owned()).or_default() += 1;
+                }
+                Outcome::Ack
+            }
+        }))
+    };
+    // Done when the server has confirmed every ack.
+    while handle.stats().acked < n as u64 {
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err("consumer phase took over 10 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    let used = requests(emu) - before;
+    let report = handle
+        .shutdown(ShutdownMode::drain(Duration::from_secs(10)))
+        .await;
+    task.await??;
+    if !report.is_balanced() {
+        return Err(format!("unbalanced report: {report:?}").into());
+    }
+    let stats = handle.stats();
+    println!(
+        "  consumer: {} pulls ({} empty, {} failed), {} ack requests ({} failed)",
+        stats.pull_requests,
+        stats.empty_pulls,
+        stats.pull_errors,
+        stats.ack_requests,
+        stats.ack_request_failures
+    );
+    let duplicates = seen
+        .lock()
+        .map(|s| s.values().map(|c| u64::from(c - 1)).sum())
+        .unwrap_or(0);
+    Ok(outcome(emu, &queue, elapsed, used, duplicates))
+}
+
+/// Peak resident set size of this process (Linux), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let n = args.messages;
+    let emu = Emulator::builder()
+        .latency(Latency::fixed(Duration::from_millis(args.latency_ms)))
+        .rate_limit(args.rate_limit)
+        .start()
+        .await?;
+    println!(
+        "bench: {n} messages of 1 KB per phase, {} ms added latency, rate limit {}",
+        args.latency_ms,
+        args.rate_limit
+            .map_or("none".to_owned(), |r| format!("{r} msg/s"))
+    );
+
+    let base = baseline(&emu, n).await?;
+    println!(
+        "  baseline (pull 100 / process / ack, sequential): {:.0} msg/s, {} requests, {:.2?}",
+        base.msgs_per_s, base.requests, base.elapsed
+    );
+    let cons = consumer(&emu, n).await?;
+    #[allow(clippy::cast_precision_loss)]
+    let per_message = cons.requests as f64 / n as f64;
+    println!(
+        "  PullConsumer: {:.0} msg/s, {} requests ({per_message:.4} per message), {:.2?}",
+        cons.msgs_per_s, cons.requests, cons.elapsed
+    );
+    let speedup = cons.msgs_per_s / base.msgs_per_s;
+    let rss = peak_rss_mb().unwrap_or(-1.0);
+    println!(
+        "  speedup {speedup:.1}x; acked {}, lost {}, duplicates {}; peak RSS {rss:.1} MB",
+        cons.acked, cons.lost, cons.duplicates
+    );
+    let json = serde_json::json!({
+        "latency_ms": args.latency_ms,
+        "rate_limit": args.rate_limit,
+        "messages": n,
+        "baseline_msgs_per_s": base.msgs_per_s.round(),
+        "consumer_msgs_per_s": cons.msgs_per_s.round(),
+        "speedup": (speedup * 10.0).round() / 10.0,
+        "requests_per_message": (per_message * 10_000.0).round() / 10_000.0,
+        "acked": cons.acked,
+        "lost": cons.lost,
+        "duplicates": cons.duplicates,
+        "peak_rss_mb": (rss * 10.0).round() / 10.0,
+    });
+    println!("{json}");
+    Ok(())
+}
