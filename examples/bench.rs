@@ -258,19 +258,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  speedup {speedup:.1}x; acked {}, lost {}, duplicates {}; peak RSS {rss:.1} MB",
         cons.acked, cons.lost, cons.duplicates
     );
-    let json = serde_json::json!({
-        "latency_ms": args.latency_ms,
-        "rate_limit": args.rate_limit,
-        "messages": n,
-        "baseline_msgs_per_s": base.msgs_per_s.round(),
-        "consumer_msgs_per_s": cons.msgs_per_s.round(),
-        "speedup": (speedup * 10.0).round() / 10.0,
-        "requests_per_message": (per_message * 10_000.0).round() / 10_000.0,
-        "acked": cons.acked,
-        "lost": cons.lost,
-        "duplicates": cons.duplicates,
-        "peak_rss_mb": (rss * 10.0).round() / 10.0,
-    });
+    // Keys in the documented order (serde_json would sort them).
+    let json = format!(
+        concat!(
+            r#"{{"latency_ms":{},"rate_limit":{},"messages":{},"baseline_msgs_per_s":{:.0},"#,
+            r#""consumer_msgs_per_s":{:.0},"speedup":{:.1},"requests_per_message":{:.4},"#,
+            r#""acked":{},"lost":{},"duplicates":{},"peak_rss_mb":{:.1}}}"#
+        ),
+        args.latency_ms,
+        args.rate_limit.map_or("null".to_owned(), |r| r.to_string()),
+        n,
+        base.msgs_per_s,
+        cons.msgs_per_s,
+        speedup,
+        per_message,
+        cons.acked,
+        cons.lost,
+        cons.duplicates,
+        rss,
+    );
+    // The line must stay valid JSON.
+    debug_assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok());
     println!("{json}");
     Ok(())
 }

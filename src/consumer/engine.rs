@@ -1,11 +1,15 @@
 //! The consumer's shared state and its lifecycle.
 //!
 //! Accounting rule: every pulled message enters the `outstanding` table and leaves it
-//! exactly once — settled by the application, by the drop policy, by the decode-error
-//! policy, released before dispatch, or force-released (or abandoned) at shutdown. Leaving
-//! the table returns its slot and hands one settlement to the flusher, which counts it
-//! under exactly one outcome. So `pulled` always equals the sum of the outcomes once the
-//! consumer has stopped.
+//! exactly once: settled by the application, by the drop policy, by the decode-error
+//! policy, released before dispatch, or force-released (or abandoned) at shutdown.
+//! Leaving returns its slot and hands one settlement to the flusher, which counts it under
+//! exactly one outcome once the server answers. So `pulled` always equals the sum of the
+//! outcomes once the consumer has stopped.
+//!
+//! Two budgets bound the work: `slots` (undecided deliveries, `max_in_flight`) and
+//! `unconfirmed` (settlements the server has not answered yet). Pullers wait for both,
+//! so an ack outage stops the leasing of new messages instead of burning their attempts.
 
 use super::delivery::{Delivery, ReceivedMessage, SettleOutcome, Settled, Ticket};
 use super::{
@@ -18,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, OnceCell, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// What to tell the server about a lease.
@@ -51,7 +55,7 @@ pub(crate) struct Settlement {
 #[derive(Debug)]
 pub(crate) enum Command {
     Settle(Settlement),
-    /// Send everything pending now; answer when it has been answered.
+    /// Send everything queued before this now; answer once all of it is answered.
     Flush(oneshot::Sender<()>),
     /// Flush and stop (`abandon`: stop without sending anything).
     Close {
@@ -142,6 +146,7 @@ pub(crate) struct Shared {
     settle_rx: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
     items_tx: mpsc::UnboundedSender<Item>,
     pub(crate) items_rx: Mutex<mpsc::UnboundedReceiver<Item>>,
+    /// Pullers stop (shutdown, or a fatal error).
     stop: watch::Sender<bool>,
     abort_handlers: watch::Sender<bool>,
     abandoning: AtomicBool,
@@ -149,12 +154,28 @@ pub(crate) struct Shared {
     gate_idle: Notify,
     throttle_until: Mutex<Option<Instant>>,
     tasks: Mutex<Tasks>,
-    report: OnceCell<ShutdownReport>,
+    /// Settlements handed to the flusher and not yet answered by the server.
+    unconfirmed: AtomicU64,
+    unconfirmed_cap: u64,
+    confirmed: Notify,
+    settle_backpressure: AtomicBool,
+    /// Set the moment shutdown is asked for: the stream stops handing out deliveries.
+    shutting_down: AtomicBool,
+    report: watch::Sender<Option<ShutdownReport>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // These locks guard plain bookkeeping; a panic elsewhere must not wedge shutdown.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `now + d`, saturating far in the future instead of overflowing on absurd durations
+/// (a server-sent `Retry-After`, a user's timeout).
+pub(crate) fn later(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 impl Shared {
@@ -165,6 +186,11 @@ impl Shared {
             backlog: AtomicU64::new(u64::MAX),
             ..Counters::default()
         };
+        // Room for every slot, or for a full flusher (every ack request in flight full),
+        // whichever is more: enough that confirmation latency alone never pauses pulls.
+        let unconfirmed_cap = (cfg.max_in_flight as u64).max(
+            (cfg.ack.max_entries as u64).saturating_mul(cfg.ack.max_concurrent_requests as u64),
+        );
         Arc::new(Shared {
             slots: Semaphore::new(cfg.max_in_flight),
             owed_slots: AtomicU64::new(0),
@@ -187,14 +213,19 @@ impl Shared {
             gate_idle: Notify::new(),
             throttle_until: Mutex::new(None),
             tasks: Mutex::new(Tasks::default()),
-            report: OnceCell::new(),
+            unconfirmed: AtomicU64::new(0),
+            unconfirmed_cap,
+            confirmed: Notify::new(),
+            settle_backpressure: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+            report: watch::Sender::new(None),
         })
     }
 
     /// Spawns the flusher and the pullers on first use (inside the caller's runtime).
     pub(crate) fn ensure_started(self: &Arc<Self>) {
         let mut tasks = lock(&self.tasks);
-        if tasks.started || self.stopping() {
+        if tasks.started || self.stopping() || self.is_shutting_down() {
             return;
         }
         tasks.started = true;
@@ -207,6 +238,10 @@ impl Shared {
                 .push(tokio::spawn(super::puller::run(self.clone(), n)));
         }
         self.set_state(ConsumerState::Running);
+    }
+
+    pub(crate) fn has_started(&self) -> bool {
+        lock(&self.tasks).started
     }
 
     // ---- state --------------------------------------------------------------------
@@ -243,6 +278,11 @@ impl Shared {
         self.abandoning.load(Ordering::Relaxed)
     }
 
+    /// Whether shutdown has been asked for (it may still be running).
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.subscribe()
     }
@@ -251,7 +291,7 @@ impl Shared {
         self.abort_handlers.subscribe()
     }
 
-    /// Waits until `until`, or until shutdown begins. Returns false if shutdown began.
+    /// Waits until `until`, or until pulling stops. Returns false if it stopped.
     pub(crate) async fn sleep_until(&self, until: Instant) -> bool {
         let mut stop = self.stop_signal();
         tokio::select! {
@@ -285,14 +325,19 @@ impl Shared {
     /// when the message was settled on the spot.
     pub(crate) fn admit(self: &Arc<Self>, m: PulledMessage, deadline: Instant) -> Option<Delivery> {
         Counters::add(&self.counters.pulled, 1);
+        if m.lease_id.trim().is_empty() {
+            // Nothing can settle it; its lease will run out and it will be redelivered.
+            tracing::error!(message_id = %m.id, "pulled message without a lease id; it will come back after its lease");
+            Counters::add(&self.counters.failed_to_settle, 1);
+            self.return_slots(1);
+            return None;
+        }
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        lock(&self.outstanding).insert(
-            seq,
-            Outstanding {
-                lease_id: m.lease_id.clone(),
-                deadline,
-            },
-        );
+        let outstanding = Outstanding {
+            lease_id: m.lease_id.clone(),
+            deadline,
+        };
+        lock(&self.outstanding).insert(seq, outstanding);
         let (msg, problem) = ReceivedMessage::from_pulled(m, deadline);
         let delivery = Delivery::new(msg, Ticket::new(self.clone(), seq));
         let Some(problem) = problem else {
@@ -318,10 +363,14 @@ impl Shared {
 
     /// Takes `seq` out of the outstanding table and hands its settlement to the flusher.
     pub(crate) fn settle(&self, seq: u64, action: Action, kind: Kind) -> Settled {
-        let Some(entry) = self.take_outstanding(seq) else {
+        let (tx, rx) = oneshot::channel();
+        let mut table = lock(&self.outstanding);
+        let Some(entry) = table.remove(&seq) else {
             return Settled::ready(Err(Error::ConsumerClosed));
         };
-        let (tx, rx) = oneshot::channel();
+        // Queued while the table is locked: shutdown empties the table and closes the
+        // flusher under the same lock, so a settlement is either queued before the close
+        // or finds its entry already gone. None can slip in after the close, uncounted.
         let settlement = Settlement {
             lease_id: entry.lease_id,
             action,
@@ -329,18 +378,76 @@ impl Shared {
             deadline: entry.deadline,
             reply: Some(tx),
         };
-        if self.settle_tx.send(Command::Settle(settlement)).is_err() {
-            Counters::add(&self.counters.failed_to_settle, 1);
-            return Settled::ready(Err(Error::ConsumerClosed));
+        let queued = self.enqueue(settlement);
+        if table.is_empty() {
+            self.outstanding_empty.notify_waiters();
         }
-        Settled::waiting(rx)
+        drop(table);
+        self.return_slots(1);
+        if queued {
+            Settled::waiting(rx)
+        } else {
+            Settled::ready(Err(Error::ConsumerClosed))
+        }
+    }
+
+    /// Hands a settlement to the flusher; false (and counted as failed) once it is gone.
+    /// Callers hold the outstanding table's lock (see `settle`).
+    fn enqueue(&self, settlement: Settlement) -> bool {
+        self.unconfirmed.fetch_add(1, Ordering::Relaxed);
+        if self.settle_tx.send(Command::Settle(settlement)).is_err() {
+            self.unconfirmed.fetch_sub(1, Ordering::Relaxed);
+            Counters::add(&self.counters.failed_to_settle, 1);
+            return false;
+        }
+        true
+    }
+
+    /// The flusher answered `n` settlements (confirmed, failed or abandoned).
+    pub(crate) fn answered(&self, n: usize) {
+        self.unconfirmed.fetch_sub(n as u64, Ordering::Relaxed);
+        self.confirmed.notify_waiters();
+    }
+
+    /// Waits while too many settlements are unanswered (an ack outage, say), so that no
+    /// more messages are leased meanwhile. Returns false if pulling stopped.
+    pub(crate) async fn wait_for_settle_budget(&self) -> bool {
+        let mut stop = self.stop_signal();
+        loop {
+            let confirmed = self.confirmed.notified();
+            if self.unconfirmed.load(Ordering::Relaxed) < self.unconfirmed_cap {
+                if self.settle_backpressure.swap(false, Ordering::Relaxed) {
+                    tracing::info!("settlements are confirmed again; pulling resumes");
+                }
+                return !self.stopping();
+            }
+            if !self.settle_backpressure.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    unconfirmed = self.unconfirmed.load(Ordering::Relaxed),
+                    "too many settlements await the server; pausing pulls until acks get through"
+                );
+            }
+            tokio::select! {
+                () = confirmed => {}
+                _ = stop.wait_for(|s| *s) => return false,
+            }
+        }
     }
 
     /// A delivery was dropped without a decision: settle it per the drop policy (or, while
     /// abandoning, just let the lease run out).
     pub(crate) fn settle_dropped(&self, seq: u64) {
         if self.abandoning.load(Ordering::Relaxed) {
-            if self.take_outstanding(seq).is_some() {
+            let taken = {
+                let mut table = lock(&self.outstanding);
+                let taken = table.remove(&seq).is_some();
+                if table.is_empty() {
+                    self.outstanding_empty.notify_waiters();
+                }
+                taken
+            };
+            if taken {
+                self.return_slots(1);
                 Counters::add(&self.counters.abandoned, 1);
             }
             return;
@@ -350,17 +457,6 @@ impl Shared {
             DropPolicy::Retry(delay) => (Action::Retry(Some(delay)), Kind::Retried),
         };
         drop(self.settle(seq, action, kind));
-    }
-
-    fn take_outstanding(&self, seq: u64) -> Option<Outstanding> {
-        let mut table = lock(&self.outstanding);
-        let entry = table.remove(&seq)?;
-        if table.is_empty() {
-            self.outstanding_empty.notify_waiters();
-        }
-        drop(table);
-        self.return_slots(1);
-        Some(entry)
     }
 
     fn return_slots(&self, n: usize) {
@@ -392,8 +488,8 @@ impl Shared {
         self.work.notify_waiters();
     }
 
-    /// Waits until another puller finds work, `at_most` passes, or shutdown begins.
-    /// Returns false if shutdown began.
+    /// Waits until another puller finds work, `at_most` passes, or pulling stops.
+    /// Returns false if it stopped.
     pub(crate) async fn wait_for_work(&self, at_most: Duration) -> bool {
         let mut stop = self.stop_signal();
         tokio::select! {
@@ -420,8 +516,13 @@ impl Shared {
         }
     }
 
-    /// Asks the flusher to send everything pending, and waits for the answers.
+    /// Sends every settlement made so far now, and waits for the server's answers.
     pub(crate) async fn flush(&self) {
+        // Before the first poll nothing was pulled, so nothing can be pending (and no
+        // flusher is reading the channel yet).
+        if !self.has_started() {
+            return;
+        }
         let (tx, rx) = oneshot::channel();
         if self.settle_tx.send(Command::Flush(tx)).is_ok() {
             let _ = rx.await;
@@ -475,20 +576,27 @@ impl Shared {
         self.dispatch(Item::End);
     }
 
+    /// Shuts down once; every caller waits for the same report. The work runs in its own
+    /// task, so a caller that stops waiting (a timeout, a dropped future) cannot leave the
+    /// shutdown half done.
     pub(crate) async fn shutdown(self: &Arc<Self>, mode: ShutdownMode) -> ShutdownReport {
-        let this = self.clone();
-        self.report
-            .get_or_init(|| this.run_shutdown(mode))
-            .await
-            .clone()
-    }
-
-    pub(crate) fn has_started(&self) -> bool {
-        lock(&self.tasks).started
-    }
-
-    pub(crate) fn is_shut_down(&self) -> bool {
-        self.report.initialized()
+        let mut report = self.report.subscribe();
+        if !self.shutting_down.swap(true, Ordering::SeqCst) {
+            let this = self.clone();
+            tokio::spawn(async move {
+                // Publishes a report even if the shutdown panicked (a bug), so that no
+                // caller waits forever.
+                let guard = PublishReport(this.clone());
+                let report = this.run_shutdown(mode).await;
+                guard.0.report.send_replace(Some(report));
+            });
+        }
+        match report.wait_for(Option::is_some).await {
+            Ok(r) => r
+                .clone()
+                .unwrap_or_else(|| ShutdownReport::from_stats(&self.stats())),
+            Err(_) => ShutdownReport::from_stats(&self.stats()),
+        }
     }
 
     async fn run_shutdown(self: Arc<Self>, mode: ShutdownMode) -> ShutdownReport {
@@ -501,14 +609,26 @@ impl Shared {
         self.stop.send_replace(true);
         lock(&self.gate).closed = true;
 
-        // 1. Pulls in flight finish (their messages are released, since we are
-        //    stopping); only Abandon cuts them off.
+        // 1. Pulls in flight finish (their messages are released, since we are stopping);
+        //    only Abandon cuts them off at once. A pull that hangs (a client without a
+        //    timeout) is cut off after the drain timeout, or 10 s.
         let pullers = std::mem::take(&mut lock(&self.tasks).pullers);
-        for p in pullers {
+        let until = later(match mode {
+            ShutdownMode::Drain { timeout } => timeout,
+            ShutdownMode::ReleaseNow => Duration::from_secs(10),
+            ShutdownMode::Abandon => Duration::ZERO,
+        });
+        for mut p in pullers {
             if abandon {
                 p.abort();
             }
-            let _ = p.await;
+            tokio::select! {
+                _ = &mut p => {}
+                () = tokio::time::sleep_until(until.into()) => {
+                    tracing::warn!("a pull did not finish in time; abandoning it (its leases will expire)");
+                    p.abort();
+                }
+            }
         }
 
         // 2. Deliveries not yet handed out go back now.
@@ -517,8 +637,7 @@ impl Shared {
 
         // 3. Running work finishes (Drain), or is stopped.
         if let ShutdownMode::Drain { timeout } = mode {
-            let until = Instant::now() + timeout;
-            if !self.wait_outstanding_empty(until).await {
+            if !self.wait_outstanding_empty(later(timeout)).await {
                 tracing::warn!(
                     outstanding = self.outstanding(),
                     "drain timeout: releasing unsettled deliveries"
@@ -527,46 +646,44 @@ impl Shared {
         }
         self.abort_handlers.send_replace(true);
         if !self
-            .close_gate_and_wait(Instant::now() + Duration::from_secs(5))
+            .close_gate_and_wait(later(Duration::from_secs(5)))
             .await
         {
             tracing::error!("handlers did not stop within 5 s of being cancelled (blocking code?)");
         }
         self.release_buffered();
 
-        // 4. Whatever the application still holds is released for it.
-        let rest: Vec<Outstanding> = {
+        // 4. Whatever the application still holds is released for it, and the flusher is
+        //    closed, under the table lock: no settlement can be queued after the close.
+        {
             let mut table = lock(&self.outstanding);
-            let rest = table.drain().map(|(_, o)| o).collect::<Vec<_>>();
+            let rest: Vec<Outstanding> = table.drain().map(|(_, o)| o).collect();
+            self.outstanding_empty.notify_waiters();
+            for o in &rest {
+                if abandon {
+                    Counters::add(&self.counters.abandoned, 1);
+                    continue;
+                }
+                self.enqueue(Settlement {
+                    lease_id: o.lease_id.clone(),
+                    action: Action::Retry(Some(Duration::ZERO)),
+                    kind: Kind::Released,
+                    deadline: o.deadline,
+                    reply: None,
+                });
+            }
+            let _ = self.settle_tx.send(Command::Close { abandon });
+            drop(table);
             self.return_slots(rest.len());
-            rest
-        };
-        for o in rest {
-            if abandon {
-                Counters::add(&self.counters.abandoned, 1);
-                continue;
-            }
-            let settlement = Settlement {
-                lease_id: o.lease_id,
-                action: Action::Retry(Some(Duration::ZERO)),
-                kind: Kind::Released,
-                deadline: o.deadline,
-                reply: None,
-            };
-            if self.settle_tx.send(Command::Settle(settlement)).is_err() {
-                Counters::add(&self.counters.failed_to_settle, 1);
-            }
         }
 
-        // 5. Every pending settlement is sent (or, abandoning, dropped) and answered.
-        let _ = self.settle_tx.send(Command::Close { abandon });
+        // 5. Every queued settlement is sent (or, abandoning, dropped) and answered.
         let flusher = lock(&self.tasks).flusher.take();
         match flusher {
             Some(f) => {
                 let _ = f.await;
             }
-            // Never started: nothing can be pending except what step 4 queued, which
-            // then has no flusher; count it.
+            // Never started: what step 4 queued has no flusher to send it; count it.
             None => self.count_unflushed(),
         }
         self.set_state(ConsumerState::Stopped);
@@ -581,6 +698,7 @@ impl Shared {
             while let Ok(cmd) = rx.try_recv() {
                 if let Command::Settle(s) = cmd {
                     Counters::add(&self.counters.failed_to_settle, 1);
+                    self.answered(1);
                     if let Some(reply) = s.reply {
                         let _ = reply.send(Err(Error::ConsumerClosed));
                     }
@@ -589,8 +707,8 @@ impl Shared {
         }
     }
 
-    /// Releases every delivery still waiting in the stream's buffer. Other items (a
-    /// fatal error, the end marker) are put back in order: the stream must still see them.
+    /// Releases every delivery still waiting in the stream's buffer. Other items (a fatal
+    /// error, the end marker) are put back in order: the stream must still see them.
     fn release_buffered(&self) {
         let mut buffered = Vec::new();
         let mut keep = Vec::new();
@@ -641,5 +759,21 @@ impl Shared {
             in_flight: self.outstanding() as u64,
             backlog: (backlog != u64::MAX).then_some(backlog),
         }
+    }
+}
+
+/// Publishes whatever the counters say if the shutdown task ends without a report.
+struct PublishReport(Arc<Shared>);
+
+impl Drop for PublishReport {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        shared.report.send_if_modified(|r| {
+            if r.is_some() {
+                return false;
+            }
+            *r = Some(ShutdownReport::from_stats(&shared.stats()));
+            true
+        });
     }
 }

@@ -730,6 +730,10 @@ impl Stream for DeliveryStream {
                 }
             };
             match item {
+                Some(Item::Delivery(d)) if self.shared.is_shutting_down() => {
+                    // Shutdown has begun: nothing more is handed out.
+                    drop(d.release());
+                }
                 Some(Item::Delivery(d)) => {
                     if d.lease_remaining() < self.shared.cfg.lease_margin {
                         tracing::debug!(
@@ -756,7 +760,7 @@ impl Stream for DeliveryStream {
 
 impl Drop for DeliveryStream {
     fn drop(&mut self) {
-        if self.shared.is_shut_down() || !self.shared.has_started() {
+        if self.shared.is_shutting_down() || !self.shared.has_started() {
             return;
         }
         match tokio::runtime::Handle::try_current() {

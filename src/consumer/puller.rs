@@ -3,20 +3,23 @@
 //! Cloudflare only short-polls and cannot extend a lease, so a message waiting in a local
 //! buffer spends its lease (and, when the lease runs out, one of its attempts). A puller
 //! therefore pulls only as many messages as there are free slots, and only once at least
-//! half a batch of slots is free, which keeps pulls large without leaving slots idle.
+//! half a batch of slots is free, which keeps pulls large without leaving slots idle. It
+//! also waits while too many settlements await the server (an ack outage), so that no
+//! message is leased that could not be acknowledged.
 //!
 //! Backoff per state: an empty queue backs off exponentially to `idle_backoff`'s cap, and
 //! only the first puller keeps polling an idle queue (the others wait for it to find
 //! work), so an idle consumer makes about one request per cap interval; a 429 throttles
-//! every puller until `Retry-After`; a 409 (delivery paused) is a quiet paused state
-//! polled every `paused_poll_interval`; other retryable failures back off with jitter and
-//! are logged once per state change; anything else ends the stream with the error.
+//! every puller until `Retry-After` (at most the error backoff's cap); a 409 (delivery
+//! paused) is a quiet paused state polled every `paused_poll_interval`; other retryable
+//! failures back off with jitter and are logged once per state change; anything else ends
+//! the stream with the error.
 //!
 //! A pull in flight is never cancelled (its response may carry leases); shutdown waits
 //! for it, except in abandon mode.
 
 use super::ConsumerState;
-use super::engine::{Counters, Item, Shared};
+use super::engine::{Counters, Item, Shared, later};
 use crate::retry::{RetryPolicy, random_unit};
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,10 +38,16 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize) {
             let spread = until
                 .saturating_duration_since(Instant::now())
                 .mul_f64(0.2 * random_unit());
-            if !shared.sleep_until(until + spread).await {
+            if !shared
+                .sleep_until(until.checked_add(spread).unwrap_or(until))
+                .await
+            {
                 break;
             }
             continue;
+        }
+        if !shared.wait_for_settle_budget().await {
+            break;
         }
 
         let permit = tokio::select! {
@@ -88,28 +97,28 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize) {
                     if shared.set_state(ConsumerState::Paused) != ConsumerState::Paused {
                         tracing::info!(poll_every = ?cfg.paused_poll_interval, "queue delivery is paused; waiting for it to resume");
                     }
-                    if !shared
-                        .sleep_until(Instant::now() + cfg.paused_poll_interval)
-                        .await
-                    {
+                    if !shared.sleep_until(later(cfg.paused_poll_interval)).await {
                         break;
                     }
                     continue;
                 }
-                if !err.is_retryable() {
+                // A success whose body does not decode may be a proxy's doing: back off
+                // and try again rather than stop a long-running consumer.
+                let transient = err.is_retryable() || matches!(err, crate::Error::Decode(_));
+                if !transient {
                     shared.fail(err);
                     break;
                 }
                 error_step += 1;
-                let wait = if err.is_rate_limited() {
-                    err.retry_after()
-                        .unwrap_or_else(|| cfg.error_backoff.delay_random(error_step))
-                } else {
-                    cfg.error_backoff.delay_random(error_step)
-                };
                 if err.is_rate_limited() {
-                    // Every puller shares the queue's budget, so every puller waits.
-                    shared.throttle(Instant::now() + wait);
+                    // Honour Retry-After, but never beyond the error backoff's cap: the
+                    // value comes from the server and may be absurd. Every puller shares
+                    // the queue's budget, so every puller waits.
+                    let wait = err
+                        .retry_after()
+                        .map(|hint| hint.min(cfg.error_backoff.max()))
+                        .unwrap_or_else(|| cfg.error_backoff.delay_random(error_step));
+                    shared.throttle(later(wait));
                     tracing::debug!(error = %err, ?wait, "rate limited");
                     continue;
                 }
@@ -118,7 +127,10 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize) {
                 } else {
                     tracing::debug!(error = %err, attempt = error_step, "pull failed again");
                 }
-                if !shared.sleep_until(Instant::now() + wait).await {
+                if !shared
+                    .sleep_until(later(cfg.error_backoff.delay_random(error_step)))
+                    .await
+                {
                     break;
                 }
                 continue;
@@ -150,12 +162,14 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize) {
             idle_step += 1;
             let keep_going = if index == 0 {
                 shared
-                    .sleep_until(Instant::now() + cfg.idle_backoff.delay_random(idle_step))
+                    .sleep_until(later(cfg.idle_backoff.delay_random(idle_step)))
                     .await
             } else {
                 // Only the first puller polls an idle queue; the others wait until it
                 // finds work (or, in case it is stuck, for a few of its intervals).
-                shared.wait_for_work(cfg.idle_backoff.max() * 4).await
+                shared
+                    .wait_for_work(cfg.idle_backoff.max().saturating_mul(4))
+                    .await
             };
             if !keep_going {
                 break;
@@ -173,7 +187,9 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize) {
 
         // The lease runs from when the request left, which is never later than when the
         // server started it.
-        let deadline = started + cfg.visibility_timeout;
+        let deadline = started
+            .checked_add(cfg.visibility_timeout)
+            .unwrap_or(started);
         for m in batch.messages {
             if let Some(delivery) = shared.admit(m, deadline) {
                 if shared.stopping() {

@@ -181,7 +181,8 @@ pub(crate) struct Shared {
     world: Mutex<World>,
     clock: Clock,
     account_id: String,
-    token: Option<String>,
+    /// Wrapped so that `Debug` of the emulator never prints it.
+    token: Option<crate::Secret>,
     faults: Mutex<HashMap<&'static str, ActivePlan>>,
     latency: Mutex<Latency>,
     requests: Mutex<BTreeMap<&'static str, u64>>,
@@ -205,7 +206,7 @@ impl Shared {
 #[derive(Debug, Clone)]
 pub struct EmulatorBuilder {
     account_id: String,
-    token: Option<String>,
+    token: Option<crate::Secret>,
     seed: u64,
     latency: Latency,
     rate_limit: Option<u32>,
@@ -237,7 +238,7 @@ impl EmulatorBuilder {
     /// token or email + key pair is accepted.
     #[must_use]
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
+        self.token = Some(crate::Secret::new(token));
         self
     }
 
@@ -342,7 +343,10 @@ impl Emulator {
 
     /// A token the emulator accepts.
     pub fn token(&self) -> &str {
-        self.shared.token.as_deref().unwrap_or(DEFAULT_TOKEN)
+        self.shared
+            .token
+            .as_ref()
+            .map_or(DEFAULT_TOKEN, crate::Secret::expose_secret)
     }
 
     /// A client builder already pointed at this emulator, for further settings.

@@ -162,7 +162,7 @@ fn authorize(s: &Shared, params: &Params, headers: &HeaderMap) -> Result<(), Rej
         (Some(e), Some(k)) if !e.is_empty() && !k.is_empty()
     );
     let ok = match (&s.token, bearer) {
-        (Some(expected), Some(given)) => given == expected,
+        (Some(expected), Some(given)) => given == expected.expose_secret(),
         (Some(_), None) => false,
         (None, Some(given)) => !given.is_empty(),
         (None, None) => key_pair,

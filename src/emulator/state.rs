@@ -115,6 +115,8 @@ struct Stored {
     size: usize,
     slot: Slot,
     lease_ids: Vec<String>,
+    /// Peek refs issued for it, so they can be forgotten when it goes.
+    refs: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -264,13 +266,26 @@ impl QueueState {
                 self.redeliver_or_dead_letter(seq, now);
             }
         }
-        let retention = u64::try_from(self.settings.retention.as_millis()).unwrap_or(u64::MAX);
+        let retention = millis(self.settings.retention);
         while let Some(&(published, seq)) = self.by_age.first() {
             if published.saturating_add(retention) > now {
                 break;
             }
             self.finish(seq, MessageState::Expired);
         }
+    }
+
+    /// Whether a lease expires or a message outlives its retention by `now`.
+    fn due(&self, now: u64) -> bool {
+        let retention = millis(self.settings.retention);
+        self.expiries
+            .peek()
+            .is_some_and(|Reverse((deadline, _, _))| *deadline <= now)
+            || self
+                .by_age
+                .first()
+                .is_some_and(|(published, _)| published.saturating_add(retention) <= now)
+            || !self.dead.is_empty()
     }
 
     fn insert(&mut self, mut stored: Stored, available_at: u64) {
@@ -334,7 +349,7 @@ impl QueueState {
             }
             return true;
         }
-        let at = now + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX / 2);
+        let at = now.saturating_add(millis(delay));
         m.slot = Slot::Available { at };
         self.ready.insert((at, seq));
         if let Some(rec) = self.ledger.get_mut(&seq) {
@@ -355,7 +370,9 @@ impl QueueState {
             self.leases.remove(lease);
             self.settled_leases.insert(lease.clone(), seq);
         }
-        self.refs.retain(|_, s| *s != seq);
+        for peek_ref in &m.refs {
+            self.refs.remove(peek_ref);
+        }
         if let Some(rec) = self.ledger.get_mut(&seq) {
             rec.state = state;
         }
@@ -457,12 +474,26 @@ impl World {
                 "queue_id must be alphanumeric",
             ));
         }
-        self.route_dead_letters(id, now);
+        self.tick_all(now);
         let q = self
             .queues
             .get_mut(id)
             .ok_or_else(|| Reject::new(404, code::QUEUE_NOT_FOUND, "Queue does not exist"))?;
         Ok(q)
+    }
+
+    /// Applies elapsed time to every queue that has something due, so that expired leases
+    /// reach their dead-letter queue even when only the dead-letter queue is being read.
+    fn tick_all(&mut self, now: u64) {
+        let due: Vec<String> = self
+            .queues
+            .values()
+            .filter(|q| q.due(now))
+            .map(|q| q.id.clone())
+            .collect();
+        for id in due {
+            self.route_dead_letters(&id, now);
+        }
     }
 
     /// Ticks `id` and moves its dead letters into the dead-letter queue (created on
@@ -792,8 +823,9 @@ impl World {
                 size,
                 slot: Slot::Available { at: now },
                 lease_ids: Vec::new(),
+                refs: Vec::new(),
             };
-            q.insert(stored, now + millis(delay));
+            q.insert(stored, now.saturating_add(millis(delay)));
         }
         Ok(PushResult {
             metadata: Some(ResultMetadata {
@@ -830,8 +862,9 @@ impl World {
                 size,
                 slot: Slot::Available { at: now },
                 lease_ids: Vec::new(),
+                refs: Vec::new(),
             };
-            q.insert(stored, now + millis(m.delay));
+            q.insert(stored, now.saturating_add(millis(m.delay)));
         }
         Ok(ids)
     }
@@ -876,7 +909,7 @@ impl World {
                 bucket.take(picked.len(), now).map_err(overloaded)?;
             }
         }
-        let deadline = now + millis(visibility);
+        let deadline = now.saturating_add(millis(visibility));
         let mut out = Vec::with_capacity(picked.len());
         let mut lease_ids = Vec::with_capacity(picked.len());
         for _ in &picked {
@@ -922,6 +955,17 @@ impl World {
     }
 
     pub(crate) fn ack(&mut self, qid: &str, req: AckRequest, now: u64) -> Outcome<AckResult> {
+        if req
+            .retries
+            .iter()
+            .any(|r| r.delay.is_some_and(|d| d > limits::MAX_DELAY))
+        {
+            return Err(Reject::new(
+                400,
+                code::MESSAGE_METADATA_INVALID,
+                "Invalid retry delay: at most 24 hours",
+            ));
+        }
         let q = self.queue(qid, now)?;
         let (mut acked, mut retried) = (0u64, 0u64);
         let mut warnings = Vec::new();
@@ -934,13 +978,19 @@ impl World {
                 q.finish(seq, MessageState::Acked);
                 acked += 1;
             } else if let Some(&seq) = q.settled_leases.get(&lease) {
-                // Already gone: an idempotent repeat (a retried ack request, say).
-                if let Some(rec) = q.ledger.get_mut(&seq) {
-                    if rec.state == MessageState::Acked {
+                match q.ledger.get_mut(&seq) {
+                    // Already acknowledged: an idempotent repeat (a retried request, say).
+                    Some(rec) if rec.state == MessageState::Acked => {
                         rec.duplicate_acks += 1;
+                        acked += 1;
                     }
+                    Some(rec) => warnings.push(AckWarning::new(
+                        lease,
+                        format!("message is no longer in the queue ({:?})", rec.state)
+                            .to_lowercase(),
+                    )),
+                    None => warnings.push(AckWarning::new(lease, "unknown lease id")),
                 }
-                acked += 1;
             } else {
                 warnings.push(AckWarning::new(lease, "unknown lease id"));
             }
@@ -1009,6 +1059,9 @@ impl World {
                 peek_ref: peek_ref.clone(),
                 timestamp_ms: m.timestamp_ms,
             });
+            if let Some(m) = q.live.get_mut(&seq) {
+                m.refs.push(peek_ref.clone());
+            }
             q.refs.insert(peek_ref, seq);
         }
         Ok(PeekResult { messages })
@@ -1190,7 +1243,7 @@ impl World {
     // ---- inspection ---------------------------------------------------------------
 
     pub(crate) fn ledger(&mut self, qid: &str, now: u64) -> Vec<MessageInfo> {
-        self.route_dead_letters(qid, now);
+        self.tick_all(now);
         self.queues
             .get(qid)
             .map(|q| {
@@ -1660,5 +1713,98 @@ mod tests {
         assert_eq!(w.metrics(&q, T0 + 59_999).unwrap().backlog_count, 1);
         assert_eq!(w.metrics(&q, T0 + 60_000).unwrap().backlog_count, 0);
         assert_eq!(w.ledger(&q, T0 + 60_000)[0].state, MessageState::Expired);
+    }
+
+    #[test]
+    fn absurd_retry_delays_are_refused() {
+        let (mut w, q) = world_with_queue(settings(5, 0), None);
+        w.push(&q, vec![Message::text("a")], None, false, T0)
+            .unwrap();
+        let lease = w
+            .pull(&q, None, None, T0)
+            .unwrap()
+            .messages
+            .remove(0)
+            .lease_id;
+        let err = w
+            .ack(&q, retry(&lease, Some(18_446_744_073_709)), T0)
+            .unwrap_err();
+        assert_eq!((err.status, err.code), (400, 10203));
+        assert_eq!(
+            w.ack(&q, retry(&lease, Some(86_400)), T0)
+                .unwrap()
+                .retry_count,
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn acks_of_messages_no_longer_queued_are_warnings() {
+        let (mut w, q) = world_with_queue(settings(1, 0), Some("dlq"));
+        w.push(&q, vec![Message::text("a")], None, false, T0)
+            .unwrap();
+        let lease = w
+            .pull(&q, None, None, T0)
+            .unwrap()
+            .messages
+            .remove(0)
+            .lease_id;
+        w.ack(&q, retry(&lease, None), T0).unwrap();
+        let late = w.ack(&q, ack(&lease), T0).unwrap();
+        assert_eq!(
+            late.ack_count,
+            Some(0),
+            "a dead-lettered message cannot be acked"
+        );
+        assert!(
+            late.warnings[0].message.contains("deadlettered"),
+            "{:?}",
+            late.warnings
+        );
+    }
+
+    #[test]
+    fn dead_letters_arrive_without_touching_the_origin_queue() {
+        let (mut w, q) = world_with_queue(settings(1, 0), Some("dlq"));
+        w.push(&q, vec![Message::text("a")], None, false, T0)
+            .unwrap();
+        w.pull(&q, None, Some(Duration::from_secs(1)), T0).unwrap();
+        let dlq_name = CreateQueueRequest {
+            queue_name: "dlq".into(),
+            settings: None,
+            jurisdiction: None,
+        };
+        let dlq = w.create_queue(dlq_name, T0).unwrap().queue_id.unwrap();
+        // Only the dead-letter queue is read; the origin's lease expiry still routes.
+        assert_eq!(w.metrics(&dlq, T0 + 1_000).unwrap().backlog_count, 1);
+    }
+
+    #[test]
+    fn peek_refs_are_forgotten_with_their_message() {
+        let (mut w, q) = world_with_queue(settings(3, 0), None);
+        w.push(
+            &q,
+            vec![Message::text("a"), Message::text("b")],
+            None,
+            true,
+            T0,
+        )
+        .unwrap();
+        let peeked = w.peek(&q, Some(2), T0).unwrap();
+        let lease = w
+            .pull(&q, Some(1), None, T0)
+            .unwrap()
+            .messages
+            .remove(0)
+            .lease_id;
+        w.ack(&q, ack(&lease), T0).unwrap();
+        let refs: Vec<String> = peeked.messages.iter().map(|m| m.peek_ref.clone()).collect();
+        let purged = w.purge_refs(&q, refs, T0).unwrap();
+        assert_eq!(
+            purged.warnings.len(),
+            1,
+            "the acked message's ref is gone; the other purges"
+        );
+        assert_eq!(w.metrics(&q, T0).unwrap().backlog_count, 0);
     }
 }

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use support::*;
 
+mod lifecycle;
 mod robustness;
+mod wire;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_is_acked_once_with_about_one_ack_request_per_hundred() {

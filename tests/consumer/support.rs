@@ -1,4 +1,5 @@
-//! Helpers for the consumer tests.
+//! Helpers for the consumer tests (also used by tests/spans.rs, which needs only some).
+#![allow(dead_code)]
 
 use cloudflare_queues::consumer::{AckBatching, PullConsumerBuilder};
 use cloudflare_queues::emulator::Emulator;
