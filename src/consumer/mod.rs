@@ -593,6 +593,7 @@ impl PullConsumer {
         DeliveryStream {
             shared: self.shared.clone(),
             ended: false,
+            started: false,
         }
     }
 
@@ -692,6 +693,8 @@ fn log_handler_end(done: std::result::Result<(), tokio::task::JoinError>) {
 pub struct DeliveryStream {
     shared: Arc<Shared>,
     ended: bool,
+    /// Whether this stream already started the engine (saves a lock per poll).
+    started: bool,
 }
 
 impl DeliveryStream {
@@ -720,7 +723,10 @@ impl Stream for DeliveryStream {
         if self.ended {
             return Poll::Ready(None);
         }
-        self.shared.ensure_started();
+        if !self.started {
+            self.shared.ensure_started();
+            self.started = true;
+        }
         loop {
             let item = {
                 let mut rx = engine::lock(&self.shared.items_rx);

@@ -167,11 +167,13 @@ impl Rng {
 
     /// `n` random bytes as lowercase hex.
     pub(crate) fn hex(&mut self, bytes: usize) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = String::with_capacity(bytes * 2);
         while out.len() < bytes * 2 {
             for b in self.next_u64().to_le_bytes() {
                 if out.len() < bytes * 2 {
-                    out.push_str(&format!("{b:02x}"));
+                    out.push(char::from(DIGITS[usize::from(b >> 4)]));
+                    out.push(char::from(DIGITS[usize::from(b & 0xf)]));
                 }
             }
         }
