@@ -146,19 +146,7 @@ fn settings_of(settings: &mut Option<QueueSettings>) -> &mut QueueSettings {
 
 /// Checks queue settings against the documented ranges.
 fn check_settings(settings: Option<&QueueSettings>) -> Result<()> {
-    let Some(s) = settings else { return Ok(()) };
-    if let Some(d) = s.delivery_delay {
-        limits::check_duration("delivery_delay", d, Duration::ZERO, limits::MAX_DELAY)?;
-    }
-    if let Some(r) = s.message_retention_period {
-        limits::check_duration(
-            "message_retention_period",
-            r,
-            limits::MIN_RETENTION,
-            limits::MAX_RETENTION,
-        )?;
-    }
-    Ok(())
+    settings.map_or(Ok(()), QueueSettings::validate)
 }
 
 /// Refuses an empty or all-blank name or id, which the server could only reject (or,

@@ -1338,83 +1338,30 @@ fn validate_queue_name(name: &str) -> Outcome<()> {
     }
 }
 
+/// Applies given settings over `s`, checked by the same rules the client uses.
 fn apply_settings(mut s: Settings, given: Option<&QueueSettings>) -> Outcome<Settings> {
     let Some(given) = given else { return Ok(s) };
+    given
+        .validate()
+        .map_err(|e| Reject::invalid(format!("settings: {e}")))?;
     if let Some(d) = given.delivery_delay {
-        if d > limits::MAX_DELAY {
-            return Err(Reject::invalid(
-                "settings.delivery_delay must be between 0 and 86400 seconds",
-            ));
-        }
         s.delivery_delay = d;
     }
     if let Some(p) = given.delivery_paused {
         s.delivery_paused = p;
     }
     if let Some(r) = given.message_retention_period {
-        if r < limits::MIN_RETENTION || r > limits::MAX_RETENTION {
-            return Err(Reject::invalid(
-                "settings.message_retention_period must be between 60 and 1209600 seconds",
-            ));
-        }
         s.retention = r;
     }
     Ok(s)
 }
 
+/// Checks a consumer by the same rules the client uses; refuses kinds it cannot run.
 fn validate_consumer(req: &ConsumerRequest) -> Outcome<()> {
-    let check = |ok: bool, what: &str| {
-        if ok {
-            Ok(())
-        } else {
-            Err(Reject::invalid(what.to_owned()))
-        }
-    };
-    match req {
-        ConsumerRequest::HttpPull(h) => {
-            if let Some(s) = &h.settings {
-                check(
-                    s.batch_size
-                        .is_none_or(|b| (1..=MAX_PULL_BATCH).contains(&b)),
-                    "settings.batch_size must be 1 to 100",
-                )?;
-                check(
-                    s.max_retries.is_none_or(|r| r <= limits::MAX_RETRIES),
-                    "settings.max_retries must be 0 to 100",
-                )?;
-                check(
-                    s.retry_delay.is_none_or(|d| d <= limits::MAX_DELAY),
-                    "settings.retry_delay must be at most 24 hours",
-                )?;
-                check(
-                    s.visibility_timeout
-                        .is_none_or(|v| !v.is_zero() && v <= limits::MAX_VISIBILITY_TIMEOUT),
-                    "settings.visibility_timeout_ms must be 1 to 43200000",
-                )?;
-            }
-            Ok(())
-        }
-        ConsumerRequest::Worker(w) => {
-            check(!w.script_name.trim().is_empty(), "script_name is required")?;
-            if let Some(s) = &w.settings {
-                check(
-                    s.batch_size
-                        .is_none_or(|b| (1..=MAX_PULL_BATCH).contains(&b)),
-                    "settings.batch_size must be 1 to 100",
-                )?;
-                check(
-                    s.max_retries.is_none_or(|r| r <= limits::MAX_RETRIES),
-                    "settings.max_retries must be 0 to 100",
-                )?;
-                check(
-                    s.max_wait_time.is_none_or(|d| d <= limits::MAX_WAIT_TIME),
-                    "settings.max_wait_time_ms must be at most 60000",
-                )?;
-            }
-            Ok(())
-        }
-        _ => Err(Reject::invalid("type must be worker or http_pull")),
+    if matches!(req, ConsumerRequest::Unknown(_)) {
+        return Err(Reject::invalid("type must be worker or http_pull"));
     }
+    req.validate().map_err(|e| Reject::invalid(e.to_string()))
 }
 
 fn paginate<T>(items: Vec<T>, page: u64, per_page: u64) -> (Vec<T>, ResultInfo) {

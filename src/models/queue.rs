@@ -1,6 +1,8 @@
 //! Handwritten additions to the queue models.
 
-use super::{PurgeStatus, Queue};
+use super::{PurgeStatus, Queue, QueueSettings};
+use crate::error::Result;
+use crate::limits;
 use std::time::Duration;
 
 impl Queue {
@@ -20,6 +22,26 @@ impl Queue {
     /// The queue's message retention period, when the server reported one.
     pub fn message_retention_period(&self) -> Option<Duration> {
         self.settings.as_ref()?.message_retention_period
+    }
+}
+
+impl QueueSettings {
+    /// Checks the settings against the documented limits (delivery delay 0 to 24 h,
+    /// retention 60 s to 14 days). The client checks before sending; the emulator
+    /// answers the same rules with a 400.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(d) = self.delivery_delay {
+            limits::check_duration("delivery_delay", d, Duration::ZERO, limits::MAX_DELAY)?;
+        }
+        if let Some(r) = self.message_retention_period {
+            limits::check_duration(
+                "message_retention_period",
+                r,
+                limits::MIN_RETENTION,
+                limits::MAX_RETENTION,
+            )?;
+        }
+        Ok(())
     }
 }
 
