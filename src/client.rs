@@ -195,6 +195,11 @@ impl ClientBuilder {
     /// Uses a caller-configured `reqwest::Client` (proxies, TLS roots, pool settings).
     /// Authentication, the user agent and the per-attempt timeout are still set per
     /// request by this crate.
+    ///
+    /// Build it with `.redirect(reqwest::redirect::Policy::none())`, as this crate does
+    /// for the client it builds: the Cloudflare API never redirects, and reqwest's default
+    /// policy would forward the `X-Auth-Email` / `X-Auth-Key` headers of the legacy
+    /// credentials to wherever a redirect points.
     #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
@@ -278,6 +283,11 @@ impl ClientBuilder {
             }
             (Some(http), None) => http,
             (None, connect) => reqwest::Client::builder()
+                // The Cloudflare API never redirects. Following one would send the
+                // credentials to wherever it points (reqwest strips `Authorization` on
+                // a cross-origin hop, but not `X-Auth-Key`), so a 3xx is returned as an
+                // error instead.
+                .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(connect.unwrap_or(Duration::from_secs(10)))
                 .pool_idle_timeout(Duration::from_secs(90))
                 .build()
@@ -301,8 +311,18 @@ impl ClientBuilder {
 
 /// Parses and checks a base URL; the result ends in `/` so that joining keeps the prefix.
 fn parse_base_url(raw: &str, allow_http: bool) -> Result<Url> {
+    // The raw text is never echoed: it may carry a password.
     let mut url = Url::parse(raw.trim())
-        .map_err(|e| Error::Config(format!("base URL `{raw}` is not a URL: {e}")))?;
+        .map_err(|e| Error::Config(format!("the base URL is not a URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Credentials in a URL end up in logs, proxies and error messages; Cloudflare
+        // authenticates with headers only.
+        return Err(Error::Config(
+            "the base URL must not contain a user name or password (`user:password@`); \
+             set credentials with api_token or api_key"
+                .into(),
+        ));
+    }
     match url.scheme() {
         "https" => {}
         "http" if allow_http || is_loopback(&url) => {}
@@ -426,6 +446,21 @@ mod tests {
         assert!(ok("ftp://example.com").is_err());
         assert!(ok("https://example.com/?a=b").is_err());
         assert!(ok("not a url").is_err());
+    }
+
+    #[test]
+    fn base_url_with_credentials_is_refused_without_echoing_them() {
+        for url in [
+            "https://user:hunter2@api.cloudflare.com/client/v4",
+            "https://hunter2@api.cloudflare.com/client/v4",
+            "http://admin:hunter2@127.0.0.1:8787",
+            "https://user:hunter2@bad host/",
+        ] {
+            let err = parse_base_url(url, true).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{url}: {err:?}");
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
     }
 
     #[test]

@@ -150,3 +150,53 @@ async fn the_token_never_appears_in_debug_or_errors() {
         assert!(!shown.contains(TOKEN), "{shown}");
     }
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_so_credentials_stay_home() {
+    // A redirect to another port (another origin). reqwest's default policy strips the
+    // bearer token on such a hop but forwards X-Auth-Email / X-Auth-Key.
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ok(json!({"messages": []})))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/stolen", elsewhere.uri()).as_str()),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = Client::builder()
+        .api_key("ops@example.com", "global-key-123")
+        .account_id(ACCOUNT)
+        .base_url(format!("{}{PREFIX}", server.uri()))
+        .build()
+        .unwrap();
+
+    let e = client.queue(QUEUE).pull().await.unwrap_err();
+    assert_eq!(e.status(), Some(307), "{e:?}");
+    assert!(!e.is_retryable());
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains("global-key-123"), "{shown}");
+    assert!(
+        elsewhere.received_requests().await.unwrap().is_empty(),
+        "the redirect target must see no request"
+    );
+}
+
+#[test]
+fn base_url_with_user_and_password_is_refused() {
+    let e = Client::builder()
+        .api_token(TOKEN)
+        .account_id(ACCOUNT)
+        .base_url("https://ops:pa55word@api.cloudflare.com/client/v4")
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    assert!(e.to_string().contains("user name or password"), "{e}");
+    assert!(!format!("{e} {e:?}").contains("pa55word"));
+}
