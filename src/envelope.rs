@@ -14,6 +14,7 @@ use crate::models::ResultInfo;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// Largest error body kept verbatim.
@@ -50,9 +51,14 @@ pub(crate) struct ResponseMeta {
 
 pub(crate) fn decode<T: DeserializeOwned>(meta: ResponseMeta, body: &[u8]) -> Result<Reply<T>> {
     let ok_status = (200..300).contains(&meta.status);
+    let original = body;
+    let repaired = mark_invalid_utf8(body);
+    let body = repaired.as_bytes();
     let envelope = match serde_json::from_slice::<RawEnvelope<'_>>(body) {
         Ok(env) => env,
-        Err(_) if !ok_status => return Err(api_error(meta, Vec::new(), Vec::new(), Some(body))),
+        Err(_) if !ok_status => {
+            return Err(api_error(meta, Vec::new(), Vec::new(), Some(original)));
+        }
         Err(_) => {
             // Find out where it went wrong, for the error message.
             let mut de = serde_json::Deserializer::from_slice(body);
@@ -61,13 +67,13 @@ pub(crate) fn decode<T: DeserializeOwned>(meta: ResponseMeta, body: &[u8]) -> Re
                 .map(|e| (e.path().to_string(), e.into_inner()));
             let (path, source) =
                 err.unwrap_or_else(|| (".".into(), serde::de::Error::custom("invalid envelope")));
-            return Err(decode_error(meta, path, source, body));
+            return Err(decode_error(meta, path, source, original));
         }
     };
 
     let looks_like_envelope = envelope.success.is_some() || !envelope.errors.is_empty();
     if !ok_status {
-        let raw = (!looks_like_envelope).then_some(body);
+        let raw = (!looks_like_envelope).then_some(original);
         return Err(api_error(meta, envelope.errors, envelope.messages, raw));
     }
     if envelope.success == Some(false)
@@ -91,13 +97,40 @@ pub(crate) fn decode<T: DeserializeOwned>(meta: ResponseMeta, body: &[u8]) -> Re
             } else {
                 format!("result.{path}")
             };
-            return Err(decode_error(meta, path, source, body));
+            return Err(decode_error(meta, path, source, original));
         }
     };
     Ok(Reply {
         result,
         result_info: envelope.result_info,
     })
+}
+
+/// The body as text, with every byte sequence that is not UTF-8 replaced by the escape
+/// `\udfff` (a lone surrogate).
+///
+/// JSON must be UTF-8, but one bad message body must not make a whole pull unreadable.
+/// The escape keeps the document parseable around the damage (raw JSON values skip
+/// escapes without checking them) while any string that contained the bad bytes can no
+/// longer be read as a Rust `String`, so exactly the entry that holds it fails to decode
+/// (see `models/pull.rs`) instead of being delivered with altered bytes. A bad sequence
+/// right after an escaping backslash first completes that escape the same way.
+fn mark_invalid_utf8(body: &[u8]) -> Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(body) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(body.len() + 16);
+    for chunk in body.utf8_chunks() {
+        out.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            let backslashes = out.bytes().rev().take_while(|b| *b == b'\\').count();
+            if backslashes % 2 == 1 {
+                out.push_str("udfff");
+            }
+            out.push_str("\\udfff");
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn api_error(
@@ -143,7 +176,7 @@ pub(crate) fn decode_error(
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
-    use crate::models::PullResult;
+    use crate::models::{AckResult, PullResult};
 
     fn meta(status: u16) -> ResponseMeta {
         ResponseMeta {
@@ -167,11 +200,11 @@ mod tests {
 
     #[test]
     fn decode_errors_name_the_field() {
-        let body = br#"{"success":true,"errors":[],"messages":[],"result":{"messages":[{"id":"a","attempts":"two"}]}}"#;
-        let Error::Decode(e) = decode::<PullResult>(meta(200), body).unwrap_err() else {
+        let body = br#"{"success":true,"errors":[],"messages":[],"result":{"ackCount":"two"}}"#;
+        let Error::Decode(e) = decode::<AckResult>(meta(200), body).unwrap_err() else {
             panic!()
         };
-        assert_eq!(e.path, "result.messages[0].attempts");
+        assert_eq!(e.path, "result.ackCount");
         assert!(e.body_snippet.starts_with("{\"success\":true"));
         let Error::Decode(e) = decode::<PullResult>(meta(200), b"<html>oops</html>").unwrap_err()
         else {
@@ -195,6 +228,51 @@ mod tests {
             err.api().unwrap().raw_body.as_deref(),
             Some(r#"{"not":"an envelope"}"#)
         );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_cost_only_their_own_message() {
+        let mut body =
+            br#"{"success":true,"errors":[],"messages":[],"result":{"messages":["#.to_vec();
+        for i in 0..10 {
+            if i > 0 {
+                body.push(b',');
+            }
+            let text: &[u8] = if i == 3 {
+                b"bad \xff\xfe body"
+            } else {
+                b"fine"
+            };
+            let head = format!(
+                r#"{{"id":"m{i}","lease_id":"l{i}","attempts":1,"metadata":{{"CF-Content-Type":"text"}},"timestamp_ms":1,"body":""#
+            );
+            body.extend_from_slice(head.as_bytes());
+            body.extend_from_slice(text);
+            body.extend_from_slice(b"\"}");
+        }
+        body.extend_from_slice(b"]}}");
+        let reply = decode::<PullResult>(meta(200), &body).unwrap();
+        assert_eq!(reply.result.messages.len(), 9);
+        assert!(reply.result.messages.iter().all(|m| m.body == "fine"));
+        let bad = &reply.result.rejected;
+        assert_eq!(bad.len(), 1);
+        assert_eq!((bad[0].index, bad[0].lease_id.as_deref()), (3, Some("l3")));
+        assert!(bad[0].reason.starts_with("body"), "{}", bad[0].reason);
+    }
+
+    #[test]
+    fn a_bad_byte_after_a_backslash_is_still_caught() {
+        let body = b"{\"success\":true,\"result\":{\"messages\":[{\"lease_id\":\"l\",\"body\":\"a\\\xff\"}]}}";
+        let reply = decode::<PullResult>(meta(200), body).unwrap();
+        assert!(reply.result.messages.is_empty());
+        assert_eq!(reply.result.rejected[0].lease_id.as_deref(), Some("l"));
+        // Elsewhere the damaged field is a decode error naming its path.
+        let err = decode::<serde_json::Map<String, serde_json::Value>>(
+            meta(200),
+            b"{\"success\":true,\"result\":{\"name\":\"q\xff\"}}",
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{err:?}");
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub mod limits;
 pub mod models;
 mod pagination;
 mod retry;
+#[cfg(test)]
+mod server_input_tests;
 mod transport;
 
 pub use api::*;

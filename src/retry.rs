@@ -24,7 +24,7 @@
 
 use crate::error::{Error, ErrorCode};
 use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// Exponential backoff with jitter. The schedule is a pure function: see [`Backoff::delay`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -246,7 +246,10 @@ pub(crate) fn classify(err: &Error) -> Class {
 }
 
 /// Reads `retry-after-ms` (milliseconds, may be fractional) or `Retry-After` (seconds or
-/// an IMF-fixdate HTTP date, relative to `now`). Pure given `now`.
+/// an HTTP date, relative to `now`). Pure given `now`. Any value a server can send is
+/// either understood or ignored: negative, non-finite, out-of-range and malformed values
+/// give `None`, and a date too far ahead for the platform's clock gives `Duration::MAX`
+/// (the caller caps it), so nothing here can panic or overflow.
 pub(crate) fn parse_retry_after(
     headers: &reqwest::header::HeaderMap,
     now: SystemTime,
@@ -266,46 +269,10 @@ pub(crate) fn parse_retry_after(
     if let Ok(secs) = value.parse::<f64>() {
         return Duration::try_from_secs_f64(secs).ok();
     }
-    let at = parse_http_date(value)?;
+    // `httpdate` accepts the three date formats RFC 9110 allows and refuses years past
+    // 9999, so the conversion to `SystemTime` cannot overflow.
+    let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// Parses an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
-fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let rest = s.split_once(", ")?.1;
-    let mut parts = rest.split(' ');
-    let day: u64 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut hms = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
-    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    // Days from the civil date (proleptic Gregorian), after Howard Hinnant's algorithm.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::try_from(day).ok()? - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + sec;
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 /// A uniform random number in `[0, 1)` for jitter. Not cryptographic; seeded per call
@@ -323,6 +290,7 @@ pub(crate) fn random_unit() -> f64 {
 mod tests {
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue};
+    use std::time::UNIX_EPOCH;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -397,13 +365,55 @@ mod tests {
         );
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(parse_retry_after(&h, now), None);
-        assert_eq!(
-            parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
-            Some(UNIX_EPOCH)
+        // The obsolete formats RFC 9110 still asks recipients to accept.
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Sunday, 06-Nov-94 08:49:57 GMT"),
         );
+        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(20)));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Sun Nov  6 08:50:37 1994"),
+        );
+        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn absurd_retry_after_values_are_ignored_not_a_panic() {
+        // The year that once overflowed the hand-written date parser, and its friends.
+        let now = SystemTime::now();
+        for value in [
+            "Sun, 06 Nov 300000000000 08:49:37 GMT",
+            "Sun, 06 Nov 99999 08:49:37 GMT",
+            "Sun, 06 Nov -1 08:49:37 GMT",
+            "Sun, 32 Nov 2026 08:49:37 GMT",
+            "-5",
+            "NaN",
+            "inf",
+            "1e300",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("retry-after", HeaderValue::from_str(value).unwrap());
+            assert_eq!(parse_retry_after(&h, now), None, "{value}");
+            let mut h = HeaderMap::new();
+            h.insert("retry-after-ms", HeaderValue::from_str(value).unwrap());
+            assert_eq!(parse_retry_after(&h, now), None, "ms {value}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("18446744073709551616"));
+        assert_eq!(parse_retry_after(&h, now), None, "past u64 seconds");
+        // The largest date httpdate accepts is far ahead but representable.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Fri, 31 Dec 9999 23:59:59 GMT"),
+        );
+        let wait = parse_retry_after(&h, now).unwrap();
+        assert!(wait > Duration::from_secs(200 * 365 * 86_400));
         assert_eq!(
-            parse_http_date("Tue, 29 Feb 2028 12:00:00 GMT"),
-            Some(UNIX_EPOCH + Duration::from_secs(1_835_438_400))
+            RetryPolicy::default().delay(1, Some(wait), 0.5),
+            Duration::from_secs(60),
+            "capped by the policy"
         );
     }
 

@@ -130,8 +130,7 @@ async fn an_unexpected_body_is_a_decode_error_naming_the_field() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ok(
-            json!({"messages": [{"id": "m", "attempts": 1, "body": "x", "lease_id": "l",
-            "metadata": {}, "timestamp_ms": "yesterday"}]}),
+            json!({"message_backlog_count": "yesterday", "messages": []}),
         ))
         .expect(1)
         .mount(&server)
@@ -140,11 +139,11 @@ async fn an_unexpected_body_is_a_decode_error_naming_the_field() {
     let Error::Decode(d) = &e else {
         panic!("expected a decode error, got {e:?}")
     };
-    assert_eq!(d.path, "result.messages[0].timestamp_ms");
+    assert_eq!(d.path, "result.message_backlog_count");
     assert_eq!(d.status, 200);
     assert!(d.body_snippet.contains("yesterday"));
     assert!(
-        e.to_string().contains("result.messages[0].timestamp_ms"),
+        e.to_string().contains("result.message_backlog_count"),
         "{e}"
     );
     assert!(!e.is_retryable(), "a malformed success is not retried");
@@ -162,6 +161,58 @@ async fn an_unexpected_body_is_a_decode_error_naming_the_field() {
     };
     assert_eq!(d.path, ".");
     assert!(d.body_snippet.starts_with("<html>maintenance"));
+}
+
+#[tokio::test]
+async fn one_malformed_message_is_rejected_alone_and_its_batch_mates_are_delivered() {
+    // Three kinds of damage seen from servers: a lone surrogate escape, raw bytes that
+    // are not UTF-8, and a negative count. Each sits among nine good messages.
+    let good = |i: usize| {
+        format!(
+            r#"{{"id":"m{i}","lease_id":"l{i}","attempts":1,"body":"ok {i}","metadata":{{"CF-Content-Type":"text"}},"timestamp_ms":1}}"#
+        )
+        .into_bytes()
+    };
+    let bad: [&[u8]; 3] = [
+        br#"{"id":"bad","lease_id":"lbad","attempts":1,"body":"\ud800","metadata":{},"timestamp_ms":1}"#,
+        b"{\"id\":\"bad\",\"lease_id\":\"lbad\",\"attempts\":1,\"body\":\"\xff\xff\",\"metadata\":{},\"timestamp_ms\":1}",
+        br#"{"id":"bad","lease_id":"lbad","attempts":-1,"body":"x","metadata":{},"timestamp_ms":1}"#,
+    ];
+    for bad in bad {
+        let mut body =
+            br#"{"success":true,"errors":[],"messages":[],"result":{"messages":["#.to_vec();
+        for i in 0..10 {
+            if i > 0 {
+                body.push(b',');
+            }
+            if i == 6 {
+                body.extend_from_slice(bad);
+            } else {
+                body.extend_from_slice(&good(i));
+            }
+        }
+        body.extend_from_slice(b"]}}");
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let batch = client(&server).queue(QUEUE).pull().await.unwrap();
+        let ids: Vec<&str> = batch.messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["m0", "m1", "m2", "m3", "m4", "m5", "m7", "m8", "m9"]);
+        assert!(
+            batch
+                .messages
+                .iter()
+                .all(|m| m.text().unwrap().starts_with("ok "))
+        );
+        assert_eq!(batch.rejected.len(), 1);
+        let rejected = &batch.rejected[0];
+        assert_eq!(rejected.index, 6);
+        assert_eq!(rejected.id.as_deref(), Some("bad"));
+        assert_eq!(rejected.lease_id.as_deref(), Some("lbad"), "settleable");
+    }
 }
 
 #[tokio::test]

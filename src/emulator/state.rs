@@ -951,6 +951,7 @@ impl World {
             metadata: Some(ResultMetadata {
                 metrics: Some(metrics),
             }),
+            rejected: Vec::new(),
         })
     }
 

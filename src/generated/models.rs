@@ -653,25 +653,6 @@ pub struct PullRequest {
     pub visibility_timeout: Option<std::time::Duration>,
 }
 
-/// Result of a pull.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[non_exhaustive]
-pub struct PullResult {
-    /// Unacknowledged messages in the queue, leased ones included.
-    #[serde(
-        default,
-        with = "crate::codec::opt_flex_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub message_backlog_count: Option<u64>,
-    /// The leased messages; empty when nothing is available (short polling).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub messages: Vec<PulledMessage>,
-    /// Wire field `metadata`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<ResultMetadata>,
-}
-
 /// A leased message. body is plain text for the text content type and base64 (RFC 4648) for json and bytes; metadata["CF-Content-Type"] says which. Fields are always sent by Cloudflare; a missing one reads as empty or zero.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]

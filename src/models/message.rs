@@ -1,7 +1,7 @@
 //! Handwritten additions to the message models: building messages to publish, and
 //! decoding pulled and peeked bodies by their `CF-Content-Type`.
 
-use super::{Message, PeekedMessage, PullResult, PushContentType, PushResult, QueueMetrics};
+use super::{Message, PeekedMessage, PushContentType, PushResult, QueueMetrics};
 use crate::error::{BodyError, BodyErrorKind, Error, Result};
 use base64::Engine as _;
 use serde::Serialize;
@@ -123,8 +123,12 @@ pub(crate) fn body_error(id: &str, content_type: &ContentType, kind: BodyErrorKi
     }))
 }
 
+/// Unix milliseconds from the server as a `SystemTime`; a value the platform's clock
+/// cannot hold (some platforms stop in year 30828) reads as the epoch, never a panic.
 pub(crate) fn millis_to_time(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// Decoders shared by pulled and peeked messages.
@@ -163,13 +167,6 @@ macro_rules! body_decoders {
 }
 body_decoders!(super::PulledMessage);
 body_decoders!(PeekedMessage);
-
-impl PullResult {
-    /// Best-effort queue metrics carried by the response, if any.
-    pub fn metrics(&self) -> Option<&QueueMetrics> {
-        self.metadata.as_ref().and_then(|m| m.metrics.as_ref())
-    }
-}
 
 impl PushResult {
     /// Best-effort queue metrics carried by the response, if any.

@@ -11,8 +11,10 @@ pub use crate::generated::models::*;
 
 mod consumer;
 mod message;
+mod pull;
 mod queue;
 mod subscription;
 
 pub use message::{CONTENT_TYPE_KEY, ContentType};
 pub(crate) use message::{body_error, decode_payload, millis_to_time, payload_json, payload_text};
+pub use pull::{PullResult, RejectedMessage};
