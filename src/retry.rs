@@ -400,7 +400,10 @@ mod tests {
             assert_eq!(parse_retry_after(&h, now), None, "ms {value}");
         }
         let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("18446744073709551616"));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("18446744073709551616"),
+        );
         assert_eq!(parse_retry_after(&h, now), None, "past u64 seconds");
         // The largest date httpdate accepts is far ahead but representable.
         let mut h = HeaderMap::new();

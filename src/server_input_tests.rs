@@ -136,7 +136,7 @@ fn exercise_pull(result: &PullResult) {
         let _ = m.published_at();
         let _ = m.content_type();
         let (received, _problem) =
-            ReceivedMessage::from_pulled(m.clone(), std::time::Instant::now());
+            ReceivedMessage::from_pulled(m.clone(), tokio::time::Instant::now());
         let _ = received.text();
         let _ = received.json::<Value>();
         let _ = received.raw_body();

@@ -67,9 +67,14 @@ impl QueueHandle {
 
     /// Acknowledges and/or retries leased messages, in one request.
     pub fn ack(&self) -> AckMessages {
+        self.ack_request(AckRequest::default())
+    }
+
+    /// An ack request with a body built elsewhere (the pull consumer's flusher).
+    pub(crate) fn ack_request(&self, body: AckRequest) -> AckMessages {
         AckMessages {
             queue: self.clone(),
-            body: AckRequest::default(),
+            body,
             retry: None,
         }
     }

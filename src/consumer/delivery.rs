@@ -1,18 +1,17 @@
 //! [`Delivery`]: one leased message plus the right to decide its fate, once.
 
-use super::engine::{Action, Kind, Shared};
+use super::core::Core;
+use super::decision::{Decision, Settled};
+use super::ledger::Key;
 use crate::error::{BodyErrorKind, Error, Result};
 use crate::models::{
     ContentType, PulledMessage, decode_payload, millis_to_time, payload_json, payload_text,
 };
 use std::borrow::Cow;
 use std::fmt;
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::oneshot;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
 
 /// The data of a leased message: ids, timing and the decoded body.
 ///
@@ -197,31 +196,31 @@ pub struct Delivery {
 
 /// The right to settle one delivery; settles per the drop policy when dropped unused.
 pub(crate) struct Ticket {
-    shared: Arc<Shared>,
-    seq: u64,
+    core: Arc<Core>,
+    key: Key,
     used: bool,
 }
 
 impl Ticket {
-    pub(crate) fn new(shared: Arc<Shared>, seq: u64) -> Self {
+    pub(crate) fn new(core: Arc<Core>, key: Key) -> Self {
         Ticket {
-            shared,
-            seq,
+            core,
+            key,
             used: false,
         }
     }
 
-    pub(crate) fn settle(mut self, action: Action, kind: Kind) -> Settled {
+    pub(crate) fn settle(mut self, decision: Decision) -> Settled {
         self.used = true;
-        self.shared.settle(self.seq, action, kind)
+        self.core.settle(self.key, decision)
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.used {
-            // The lease id lives in the outstanding table, so Drop needs nothing else.
-            self.shared.settle_dropped(self.seq);
+            // The lease id lives in the ledger, so Drop needs nothing else.
+            self.core.settle_dropped(self.key);
         }
     }
 }
@@ -241,34 +240,31 @@ impl Delivery {
 
     /// Acknowledges: the message is done and will not be delivered again.
     pub fn ack(self) -> Settled {
-        self.decide(Action::Ack, Kind::Acked)
+        self.decide(Decision::Ack)
     }
 
     /// Puts the message back for another delivery after `delay` (at most 24 h, longer is
     /// cut to 24 h). The next delivery counts as another attempt; past `max_retries` the
     /// message goes to the dead-letter queue.
     pub fn retry(self, delay: Duration) -> Settled {
-        self.decide(
-            Action::Retry(Some(delay.min(crate::limits::MAX_DELAY))),
-            Kind::Retried,
-        )
+        self.decide(Decision::retry(Some(delay)))
     }
 
     /// Puts the message back for another delivery after the consumer's configured
     /// `retry_delay`.
     pub fn retry_with_default_delay(self) -> Settled {
-        self.decide(Action::Retry(None), Kind::Retried)
+        self.decide(Decision::Retry(None))
     }
 
     /// Gives the lease back now, so another consumer can take the message at once. This
     /// is a retry with no delay: it counts as an attempt.
     pub fn release(self) -> Settled {
-        self.decide(Action::Retry(Some(Duration::ZERO)), Kind::Released)
+        self.decide(Decision::Release)
     }
 
-    pub(crate) fn decide(mut self, action: Action, kind: Kind) -> Settled {
+    pub(crate) fn decide(mut self, decision: Decision) -> Settled {
         match self.ticket.take() {
-            Some(ticket) => ticket.settle(action, kind),
+            Some(ticket) => ticket.settle(decision),
             None => Settled::ready(Err(Error::ConsumerClosed)),
         }
     }
@@ -308,85 +304,5 @@ impl fmt::Debug for Delivery {
             .field("message", &self.msg)
             .field("settled", &self.ticket.is_none())
             .finish()
-    }
-}
-
-/// What the server said about a settlement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SettleOutcome {
-    /// A warning the server returned for this lease, if any (e.g. a retry of a lease
-    /// that had already expired).
-    pub warning: Option<String>,
-}
-
-/// The pending result of a settlement. Await it for the server's confirmation, or drop
-/// it: the settlement goes ahead either way.
-#[must_use = "dropping is fine (the settlement still happens), but then its result is unknown"]
-pub struct Settled {
-    inner: SettledInner,
-}
-
-enum SettledInner {
-    Ready(Option<Result<SettleOutcome>>),
-    Waiting(oneshot::Receiver<Result<SettleOutcome>>),
-}
-
-impl Settled {
-    pub(crate) fn ready(result: Result<SettleOutcome>) -> Self {
-        Settled {
-            inner: SettledInner::Ready(Some(result)),
-        }
-    }
-
-    pub(crate) fn waiting(rx: oneshot::Receiver<Result<SettleOutcome>>) -> Self {
-        Settled {
-            inner: SettledInner::Waiting(rx),
-        }
-    }
-
-    /// Waits for the ack request carrying this settlement to be answered.
-    pub async fn confirmed(self) -> Result<SettleOutcome> {
-        self.await
-    }
-}
-
-impl fmt::Debug for Settled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Settled")
-    }
-}
-
-impl IntoFuture for Settled {
-    type Output = Result<SettleOutcome>;
-    type IntoFuture = SettledFuture;
-    fn into_future(self) -> SettledFuture {
-        SettledFuture { inner: self.inner }
-    }
-}
-
-/// Future of [`Settled`].
-pub struct SettledFuture {
-    inner: SettledInner,
-}
-
-impl fmt::Debug for SettledFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SettledFuture")
-    }
-}
-
-impl Future for SettledFuture {
-    type Output = Result<SettleOutcome>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.inner {
-            SettledInner::Ready(result) => {
-                Poll::Ready(result.take().unwrap_or(Err(Error::ConsumerClosed)))
-            }
-            // The flusher answers every settlement; a dropped sender means it stopped.
-            SettledInner::Waiting(rx) => Pin::new(rx)
-                .poll(cx)
-                .map(|r| r.unwrap_or(Err(Error::ConsumerClosed))),
-        }
     }
 }

@@ -10,22 +10,23 @@
 //! and each half sent alone, so one bad lease cannot sink the others. Every entry is
 //! answered exactly once, and the engine is told, so it can bound unanswered work.
 
-use super::delivery::SettleOutcome;
-use super::engine::{Action, Command, Counters, Settlement, Shared, later};
+use super::core::{Core, later};
+use super::decision::{Command, SettleOutcome, Settlement};
+use super::report::Counters;
 use crate::error::Error;
-use crate::retry::RetryPolicy;
+use crate::models::{AckEntry, AckRequest, RetryEntry};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::Instrument as _;
 
 /// A queued settlement: its number (for flush marks), when it arrived, and itself.
 type Entry = (u64, Instant, Settlement);
 
-pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
+pub(crate) async fn run(shared: Arc<Core>, mut rx: mpsc::UnboundedReceiver<Command>) {
     let cfg = shared.cfg.ack;
     let margin = shared.cfg.lease_margin;
     let failing = Arc::new(AtomicBool::new(false));
@@ -156,12 +157,12 @@ fn next_wake(
 
 async fn sleep_until(at: Option<Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
 
-fn abandon_one(shared: &Shared, s: Settlement) {
+fn abandon_one(shared: &Core, s: Settlement) {
     Counters::add(&shared.counters.abandoned, 1);
     shared.answered(1);
     if let Some(reply) = s.reply {
@@ -172,7 +173,7 @@ fn abandon_one(shared: &Shared, s: Settlement) {
 /// Sends one batch, retrying retryable failures and splitting one the server refuses,
 /// and answers every entry. Returns the numbers of the entries it answered.
 async fn send(
-    shared: Arc<Shared>,
+    shared: Arc<Core>,
     batch: Vec<(u64, Settlement)>,
     reason: &'static str,
     failing: Arc<AtomicBool>,
@@ -194,12 +195,15 @@ type Halves = (Vec<Settlement>, Vec<Settlement>);
 /// One request (with its retries). Returns the batch split in two when the server
 /// refused it with a 400 and it has more than one entry.
 async fn send_one(
-    shared: &Shared,
+    shared: &Core,
     batch: Vec<Settlement>,
     reason: &'static str,
     failing: &AtomicBool,
 ) -> Option<Halves> {
-    let acks = batch.iter().filter(|s| s.action == Action::Ack).count();
+    let acks = batch
+        .iter()
+        .filter(|s| s.decision.retry_delay().is_none())
+        .count();
     let span = tracing::debug_span!("cfq.flush", acks, retries = batch.len() - acks, reason);
     async move {
         let cfg = shared.cfg.ack;
@@ -207,14 +211,15 @@ async fn send_one(
         let mut step = 0;
         loop {
             Counters::add(&shared.counters.ack_requests, 1);
-            let mut req = shared.queue.ack().retry_policy(RetryPolicy::none());
+            let mut request = AckRequest::default();
             for s in &batch {
-                req = match s.action {
-                    Action::Ack => req.ack(s.lease_id.clone()),
-                    Action::Retry(delay) => req.retry(s.lease_id.clone(), delay),
-                };
+                let lease_id = s.lease_id.clone();
+                match s.decision.retry_delay() {
+                    None => request.acks.push(AckEntry { lease_id }),
+                    Some(delay) => request.retries.push(RetryEntry { lease_id, delay }),
+                }
             }
-            let err = match req.send().await {
+            let err = match shared.backend.ack(request).await {
                 Ok(result) => {
                     if failing.swap(false, Ordering::Relaxed) {
                         tracing::info!("ack requests succeed again");
@@ -263,7 +268,7 @@ async fn send_one(
 }
 
 /// Counts and answers a batch the server accepted, checking its counts.
-fn answer(shared: &Shared, batch: Vec<Settlement>, acks: usize, result: &crate::models::AckResult) {
+fn answer(shared: &Core, batch: Vec<Settlement>, acks: usize, result: &crate::models::AckResult) {
     let retries = batch.len() - acks;
     let warnings: HashMap<&str, &str> = result
         .warnings
@@ -293,7 +298,7 @@ fn answer(shared: &Shared, batch: Vec<Settlement>, acks: usize, result: &crate::
             Counters::add(&shared.counters.settle_warnings, 1);
             tracing::debug!(lease_id = %s.lease_id, warning = %w, "settlement warning");
         }
-        shared.counters.count(s.kind);
+        Counters::add(s.decision.counter(&shared.counters), 1);
         if let Some(reply) = s.reply {
             let _ = reply.send(Ok(SettleOutcome { warning }));
         }

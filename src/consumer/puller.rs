@@ -1,44 +1,103 @@
 //! A puller: reserves free slots, leases that many messages, hands them out.
 //!
-//! Cloudflare only short-polls and cannot extend a lease, so a message waiting in a local
-//! buffer spends its lease (and, when the lease runs out, one of its attempts). A puller
-//! therefore pulls only as many messages as there are free slots, and only once at least
-//! half a batch of slots is free, which keeps pulls large without leaving slots idle. It
-//! also waits while too many settlements await the server (an ack outage), so that no
-//! message is leased that could not be acknowledged.
+//! Cloudflare only short-polls, so a message waiting in a local buffer spends its lease
+//! (and, when the lease runs out, one of its attempts). A puller therefore pulls only as
+//! many messages as there are free slots, and only once at least half a batch of slots
+//! is free, which keeps pulls large without leaving slots idle. It also waits while too
+//! many settlements await the server (an ack outage), so that no message is leased that
+//! could not be acknowledged.
 //!
 //! Backoff per state: an empty queue backs off exponentially to `idle_backoff`'s cap, and
 //! only the first puller keeps polling an idle queue (the others wait for it to find
 //! work), so an idle consumer makes about one request per cap interval; a 429 throttles
 //! every puller until `Retry-After` (at most the error backoff's cap); a 409 (delivery
 //! paused) is a quiet paused state polled every `paused_poll_interval`; other retryable
-//! failures back off with jitter and are logged once per state change; anything else ends
-//! the stream with the error.
+//! failures back off with jitter and are logged once per state change; anything else
+//! ends the puller with the error, which ends the stream.
 //!
-//! A pull in flight is never cancelled (its response may carry leases); shutdown waits
-//! for it, except in abandon mode.
+//! A pull in flight is not cancelled by a drain (its response may carry leases).
 
-use super::ConsumerState;
-use super::engine::{Counters, Item, Shared, later};
-use crate::retry::{RetryPolicy, random_unit};
-use std::sync::Arc;
-use std::time::Instant;
+use super::config::DecodeErrorPolicy;
+use super::core::{Core, later};
+use super::decision::Decision;
+use super::delivery::{Delivery, ReceivedMessage, Ticket};
+use super::handout::{Handout, Item};
+use super::report::{ConsumerState, Counters};
+use crate::error::Error;
+use crate::models::PulledMessage;
+use crate::retry::random_unit;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 use tracing::Instrument as _;
 
-pub(crate) async fn run(shared: Arc<Shared>, index: usize) {
-    let cfg = &shared.cfg;
+/// What the pullers of one consumer share.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    /// Every puller waits until then (a 429 with `Retry-After`).
+    throttle_until: Mutex<Option<Instant>>,
+    /// A pull found messages: pullers waiting on an idle queue wake up.
+    work: Notify,
+}
+
+impl Pool {
+    fn throttle(&self, until: Instant) {
+        let mut t = self
+            .throttle_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if t.is_none_or(|current| current < until) {
+            *t = Some(until);
+        }
+    }
+
+    fn throttled_until(&self) -> Option<Instant> {
+        let mut t = self
+            .throttle_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match *t {
+            Some(until) if until > Instant::now() => Some(until),
+            _ => {
+                *t = None;
+                None
+            }
+        }
+    }
+
+    /// Waits until another puller finds work, `at_most` passes, or pulling stops.
+    /// Returns false if it stopped.
+    async fn wait_for_work(&self, core: &Core, at_most: Duration) -> bool {
+        let mut stop = core.stop_signal();
+        tokio::select! {
+            () = self.work.notified() => !core.stopping(),
+            () = tokio::time::sleep(at_most) => !core.stopping(),
+            _ = stop.wait_for(|s| *s) => false,
+        }
+    }
+}
+
+/// Pulls until pulling stops (`Ok`) or an error that retrying cannot fix (`Err`).
+pub(crate) async fn run(
+    core: Arc<Core>,
+    handout: Arc<Handout>,
+    pool: Arc<Pool>,
+    index: usize,
+) -> Result<(), Error> {
+    let cfg = &core.cfg;
     let want = (cfg.batch_size as usize).min(cfg.max_in_flight).max(1);
     let min_pull = want.div_ceil(2);
     let (mut idle_step, mut error_step) = (0u32, 0u32);
-    let mut stop = shared.stop_signal();
+    let mut stop = core.stop_signal();
 
-    while !shared.stopping() {
-        if let Some(until) = shared.throttled_until() {
+    while !core.stopping() {
+        if let Some(until) = pool.throttled_until() {
             // Spread the pullers a little so they do not all retry at the same instant.
             let spread = until
                 .saturating_duration_since(Instant::now())
                 .mul_f64(0.2 * random_unit());
-            if !shared
+            if !core
                 .sleep_until(until.checked_add(spread).unwrap_or(until))
                 .await
             {
@@ -46,28 +105,17 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize) {
             }
             continue;
         }
-        if !shared.wait_for_settle_budget().await {
+        if !core.wait_for_settle_budget().await {
             break;
         }
 
-        let permit = tokio::select! {
-            p = shared.slots.acquire_many(u32::try_from(min_pull).unwrap_or(u32::MAX)) => match p {
-                Ok(p) => p,
-                Err(_) => break,
+        let n = tokio::select! {
+            n = core.ledger.reserve(min_pull, want) => match n {
+                Some(n) => n,
+                None => break,
             },
             _ = stop.wait_for(|s| *s) => break,
         };
-        permit.forget();
-        let mut n = min_pull;
-        while n < want {
-            match shared.slots.try_acquire() {
-                Ok(p) => {
-                    p.forget();
-                    n += 1;
-                }
-                Err(_) => break,
-            }
-        }
 
         let started = Instant::now();
         let span = tracing::debug_span!(
@@ -77,37 +125,35 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize) {
             returned = tracing::field::Empty,
             backlog = tracing::field::Empty,
         );
-        let result = shared
-            .queue
-            .pull()
-            .batch_size(u32::try_from(n).unwrap_or(crate::limits::MAX_PULL_BATCH))
-            .visibility_timeout(cfg.visibility_timeout)
-            .retry_policy(RetryPolicy::none())
-            .send()
+        let result = core
+            .backend
+            .pull(
+                u32::try_from(n).unwrap_or(crate::limits::MAX_PULL_BATCH),
+                cfg.visibility_timeout,
+            )
             .instrument(span.clone())
             .await;
-        Counters::add(&shared.counters.pull_requests, 1);
+        Counters::add(&core.counters.pull_requests, 1);
 
         let batch = match result {
             Ok(batch) => batch,
             Err(err) => {
-                shared.slots.add_permits(n);
-                Counters::add(&shared.counters.pull_errors, 1);
+                core.ledger.unreserve(n);
+                Counters::add(&core.counters.pull_errors, 1);
                 if err.is_delivery_paused() {
-                    if shared.set_state(ConsumerState::Paused) != ConsumerState::Paused {
+                    if core.set_state(ConsumerState::Paused) != ConsumerState::Paused {
                         tracing::info!(poll_every = ?cfg.paused_poll_interval, "queue delivery is paused; waiting for it to resume");
                     }
-                    if !shared.sleep_until(later(cfg.paused_poll_interval)).await {
+                    if !core.sleep_until(later(cfg.paused_poll_interval)).await {
                         break;
                     }
                     continue;
                 }
                 // A success whose body does not decode may be a proxy's doing: back off
                 // and try again rather than stop a long-running consumer.
-                let transient = err.is_retryable() || matches!(err, crate::Error::Decode(_));
+                let transient = err.is_retryable() || matches!(err, Error::Decode(_));
                 if !transient {
-                    shared.fail(err);
-                    break;
+                    return Err(err);
                 }
                 error_step += 1;
                 if err.is_rate_limited() {
@@ -118,16 +164,16 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize) {
                         .retry_after()
                         .map(|hint| hint.min(cfg.error_backoff.max()))
                         .unwrap_or_else(|| cfg.error_backoff.delay_random(error_step));
-                    shared.throttle(later(wait));
+                    pool.throttle(later(wait));
                     tracing::debug!(error = %err, ?wait, "rate limited");
                     continue;
                 }
-                if shared.set_state(ConsumerState::BackingOff) != ConsumerState::BackingOff {
+                if core.set_state(ConsumerState::BackingOff) != ConsumerState::BackingOff {
                     tracing::warn!(error = %err, "pulls are failing; backing off");
                 } else {
                     tracing::debug!(error = %err, attempt = error_step, "pull failed again");
                 }
-                if !shared
+                if !core
                     .sleep_until(later(cfg.error_backoff.delay_random(error_step)))
                     .await
                 {
@@ -144,31 +190,28 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize) {
             .or_else(|| batch.metrics().map(|m| m.backlog_count))
         {
             span.record("backlog", backlog);
-            shared
-                .counters
+            core.counters
                 .backlog
                 .store(backlog, std::sync::atomic::Ordering::Relaxed);
         }
         if returned < n {
-            shared.slots.add_permits(n - returned);
+            core.ledger.unreserve(n - returned);
         } else if returned > n {
             // More than asked for: they are leased, so they must be handled too.
-            shared.owe_slots(returned - n);
+            core.ledger.owe(returned - n);
         }
 
         if returned == 0 {
-            Counters::add(&shared.counters.empty_pulls, 1);
-            shared.set_state(ConsumerState::Idle);
+            Counters::add(&core.counters.empty_pulls, 1);
+            core.set_state(ConsumerState::Idle);
             idle_step += 1;
             let keep_going = if index == 0 {
-                shared
-                    .sleep_until(later(cfg.idle_backoff.delay_random(idle_step)))
+                core.sleep_until(later(cfg.idle_backoff.delay_random(idle_step)))
                     .await
             } else {
                 // Only the first puller polls an idle queue; the others wait until it
                 // finds work (or, in case it is stuck, for a few of its intervals).
-                shared
-                    .wait_for_work(cfg.idle_backoff.max().saturating_mul(4))
+                pool.wait_for_work(&core, cfg.idle_backoff.max().saturating_mul(4))
                     .await
             };
             if !keep_going {
@@ -177,13 +220,13 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize) {
             continue;
         }
 
-        if error_step > 0 || shared.state() == ConsumerState::Paused {
+        if error_step > 0 || core.state() == ConsumerState::Paused {
             tracing::info!(failed_attempts = error_step, "pulls are succeeding again");
         }
         idle_step = 0;
         error_step = 0;
-        shared.set_state(ConsumerState::Running);
-        shared.work_found();
+        core.set_state(ConsumerState::Running);
+        pool.work.notify_waiters();
 
         // The lease runs from when the request left, which is never later than when the
         // server started it.
@@ -191,13 +234,37 @@ pub(crate) async fn run(shared: Arc<Shared>, index: usize) {
             .checked_add(cfg.visibility_timeout)
             .unwrap_or(started);
         for m in batch.messages {
-            if let Some(delivery) = shared.admit(m, deadline) {
-                if shared.stopping() {
+            if let Some(delivery) = admit(&core, m, deadline) {
+                if core.stopping() {
                     drop(delivery.release());
                 } else {
-                    shared.dispatch(Item::Delivery(delivery));
+                    handout.push(Item::Delivery(delivery));
                 }
             }
         }
     }
+    Ok(())
+}
+
+/// Turns a pulled message into a delivery (entered in the ledger, on a slot the caller
+/// reserved). Applies the decode-error policy; returns `None` when the message was
+/// settled on the spot.
+fn admit(core: &Arc<Core>, m: PulledMessage, deadline: Instant) -> Option<Delivery> {
+    Counters::add(&core.counters.pulled, 1);
+    let key = core.ledger.enter(m.lease_id.clone(), deadline);
+    let (msg, problem) = ReceivedMessage::from_pulled(m, deadline);
+    let delivery = Delivery::new(msg, Ticket::new(core.clone(), key));
+    let Some(problem) = problem else {
+        return Some(delivery);
+    };
+    Counters::add(&core.counters.decode_errors, 1);
+    tracing::warn!(message_id = delivery.id(), error = %problem, policy = ?core.cfg.on_decode_error, "undecodable message body");
+    let decision = match core.cfg.on_decode_error {
+        DecodeErrorPolicy::Deliver => return Some(delivery),
+        DecodeErrorPolicy::Retry(delay) => Decision::retry(Some(delay)),
+        DecodeErrorPolicy::Release => Decision::Release,
+        DecodeErrorPolicy::Discard => Decision::Ack,
+    };
+    drop(delivery.decide(decision));
+    None
 }

@@ -507,7 +507,13 @@ fn an_aborted_consumer_leaves_its_messages_to_come_back_after_the_visibility_tim
     );
     emu.advance(Duration::from_secs(31));
     let again = outer.block_on(q.pull().batch_size(10).send()).unwrap();
-    assert_eq!(again.messages.len(), 10);
+    assert_eq!(
+        again.messages.len(),
+        10,
+        "{:#?} {:?}",
+        emu.messages(q.id()),
+        emu.requests_by_operation()
+    );
     assert!(again.messages.iter().all(|m| m.attempts == 2));
     let ids: HashSet<_> = again.messages.iter().map(|m| m.id.clone()).collect();
     assert_eq!(ids.len(), 10);
