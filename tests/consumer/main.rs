@@ -495,6 +495,17 @@ fn an_aborted_consumer_leaves_its_messages_to_come_back_after_the_visibility_tim
     }
     assert_eq!(handled.load(Ordering::Relaxed), 10);
     inner.shutdown_background();
+    // A pull the crashed consumer had already sent may still reach the emulator; let it
+    // land before time moves, or it would lease what the check below expects to find.
+    let mut pulls = emu.requests(&ops::PULL_MESSAGES);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = emu.requests(&ops::PULL_MESSAGES);
+        if now == pulls {
+            break;
+        }
+        pulls = now;
+    }
 
     let leased = emu
         .messages(q.id())
