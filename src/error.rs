@@ -92,6 +92,18 @@ pub enum Error {
     /// The pull consumer has shut down; the delivery was already released.
     #[error("the pull consumer has shut down; the delivery was already released")]
     ConsumerClosed,
+
+    /// One of the pull consumer's background tasks ended unexpectedly (it panicked: a
+    /// bug). The consumer stops pulling and its stream ends with this error; deliveries
+    /// already handed out can still be settled, and the shutdown report accounts for
+    /// every message.
+    #[error("the pull consumer's {task} task failed: {reason}")]
+    ConsumerFailed {
+        /// Which task: `puller` or `flusher`.
+        task: &'static str,
+        /// The panic message, or what else ended it.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -460,6 +472,9 @@ pub enum BodyErrorKind {
     Utf8(std::str::Utf8Error),
     /// The body is not JSON of the requested type.
     Json(serde_json::Error),
+    /// The pulled entry itself could not be read (a field of the wrong type, text that
+    /// is not valid Unicode): see [`RejectedMessage`](crate::models::RejectedMessage).
+    Malformed(String),
 }
 
 impl fmt::Display for BodyError {
@@ -480,6 +495,7 @@ impl fmt::Display for BodyError {
             BodyErrorKind::Base64(e) => write!(f, "invalid base64: {e}"),
             BodyErrorKind::Utf8(e) => write!(f, "not valid UTF-8: {e}"),
             BodyErrorKind::Json(e) => write!(f, "not the expected JSON: {e}"),
+            BodyErrorKind::Malformed(why) => write!(f, "the pulled entry could not be read: {why}"),
         }
     }
 }
@@ -487,7 +503,7 @@ impl fmt::Display for BodyError {
 impl std::error::Error for BodyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
-            BodyErrorKind::Unsupported => None,
+            BodyErrorKind::Unsupported | BodyErrorKind::Malformed(_) => None,
             BodyErrorKind::Base64(e) => Some(e),
             BodyErrorKind::Utf8(e) => Some(e),
             BodyErrorKind::Json(e) => Some(e),

@@ -1,5 +1,6 @@
 //! [`PullConsumerBuilder`]: the settings, their defaults and their checks.
 
+use super::backend::Backend;
 use super::config::{AckBatching, Config, DecodeErrorPolicy, DropPolicy, ShutdownMode};
 use super::core::Core;
 use super::engine::Engine;
@@ -136,6 +137,12 @@ impl PullConsumerBuilder {
 
     /// Checks the settings and builds the consumer. Nothing is sent until it is used.
     pub fn build(self) -> Result<PullConsumer> {
+        let backend = Arc::new(self.queue.clone());
+        self.build_with(backend)
+    }
+
+    /// Builds the consumer over any [`Backend`] (tests give it an in-memory fake).
+    pub(crate) fn build_with(self, backend: Arc<dyn Backend>) -> Result<PullConsumer> {
         limits::check_count("batch_size", self.batch_size, 1, limits::MAX_PULL_BATCH)?;
         limits::check_duration(
             "visibility_timeout",
@@ -179,7 +186,7 @@ impl PullConsumerBuilder {
             on_decode_error: self.on_decode_error,
             shutdown: self.shutdown,
         };
-        let (core, settle_rx) = Core::new(Arc::new(self.queue), cfg);
+        let (core, settle_rx) = Core::new(backend, cfg);
         Ok(PullConsumer {
             engine: Engine::new(core, settle_rx),
         })

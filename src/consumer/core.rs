@@ -52,6 +52,9 @@ pub(crate) struct Core {
     abandoning: AtomicBool,
     /// Set the moment shutdown is asked for: the stream stops handing out deliveries.
     shutting_down: AtomicBool,
+    /// Tests: the name of a task that panics at its next turn.
+    #[cfg(test)]
+    pub(crate) fail_at: std::sync::Mutex<Option<&'static str>>,
 }
 
 impl Core {
@@ -81,19 +84,23 @@ impl Core {
             abort_handlers: watch::Sender::new(false),
             abandoning: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            #[cfg(test)]
+            fail_at: std::sync::Mutex::new(None),
         };
         (Arc::new(core), settle_rx)
     }
 
     // ---- state --------------------------------------------------------------------
 
-    /// Moves to `state`; returns the previous one. After shutdown begins only shutdown
-    /// itself moves the state.
+    /// Moves to `state`; returns the previous one. Once a task failed or shutdown
+    /// began, only shutdown moves the state: a dead task must never look healthy.
     pub(crate) fn set_state(&self, state: ConsumerState) -> ConsumerState {
         let previous = *self.state.borrow();
-        if matches!(previous, ConsumerState::Draining | ConsumerState::Stopped)
-            && !matches!(state, ConsumerState::Stopped | ConsumerState::Draining)
-        {
+        let settled = matches!(
+            previous,
+            ConsumerState::Failed | ConsumerState::Draining | ConsumerState::Stopped
+        );
+        if settled && !matches!(state, ConsumerState::Stopped | ConsumerState::Draining) {
             return previous;
         }
         self.state.send_if_modified(|s| {
@@ -114,6 +121,20 @@ impl Core {
 
     pub(crate) fn stats(&self) -> Stats {
         self.counters.snapshot(self.state(), self.ledger.len())
+    }
+
+    /// Tests: panics here if `task` was told to (see `fail_at`).
+    #[cfg(test)]
+    pub(crate) fn fail_point(&self, task: &'static str) {
+        let mut at = self
+            .fail_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *at == Some(task) {
+            *at = None;
+            drop(at);
+            panic!("fail point: {task}");
+        }
     }
 
     // ---- signals ------------------------------------------------------------------

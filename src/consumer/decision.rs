@@ -157,9 +157,11 @@ pub(crate) enum Command {
     Settle(Settlement),
     /// Send everything queued before this now; answer once all of it is answered.
     Flush(oneshot::Sender<()>),
-    /// Flush and stop (`abandon`: stop without sending anything).
+    /// Send what is pending and stop; cancel what is not answered by `deadline`
+    /// (`abandon`: stop without sending anything more).
     Close {
         abandon: bool,
+        deadline: Instant,
     },
 }
 

@@ -5,7 +5,8 @@ use super::decision::{Decision, Settled};
 use super::ledger::Key;
 use crate::error::{BodyErrorKind, Error, Result};
 use crate::models::{
-    ContentType, PulledMessage, decode_payload, millis_to_time, payload_json, payload_text,
+    ContentType, PulledMessage, RejectedMessage, decode_payload, millis_to_time, payload_json,
+    payload_text,
 };
 use std::borrow::Cow;
 use std::fmt;
@@ -42,6 +43,8 @@ enum Body {
 #[derive(Clone)]
 pub(crate) enum Undecodable {
     Unsupported,
+    /// The entry was rejected by the pull decoder; the reason says which field.
+    Malformed(String),
     Base64(base64::DecodeError),
 }
 
@@ -75,6 +78,33 @@ impl ReceivedMessage {
             lease_deadline,
         };
         (msg, problem)
+    }
+
+    /// A message whose entry could not be decoded but whose lease id could: it becomes a
+    /// delivery whose body decoders all return the reason, so that the decode-error
+    /// policy can retry or dead-letter it.
+    pub(crate) fn from_rejected(r: RejectedMessage, lease_deadline: Instant) -> (Self, Error) {
+        let id = r.id.unwrap_or_default();
+        let content_type = ContentType::Unknown(String::new());
+        let err = crate::models::body_error(
+            &id,
+            &content_type,
+            BodyErrorKind::Malformed(r.reason.clone()),
+        );
+        let msg = ReceivedMessage {
+            id,
+            lease_id: r.lease_id.unwrap_or_default(),
+            attempts: r.attempts.unwrap_or(0),
+            timestamp_ms: 0,
+            content_type,
+            metadata: serde_json::Map::new(),
+            body: Body::Undecodable {
+                raw: r.raw,
+                why: Undecodable::Malformed(r.reason),
+            },
+            lease_deadline,
+        };
+        (msg, err)
     }
 
     /// The message id: stable across redeliveries, so use it to make processing idempotent.
@@ -159,6 +189,7 @@ impl ReceivedMessage {
     fn undecodable(&self, why: &Undecodable) -> Error {
         let kind = match why {
             Undecodable::Unsupported => BodyErrorKind::Unsupported,
+            Undecodable::Malformed(why) => BodyErrorKind::Malformed(why.clone()),
             Undecodable::Base64(e) => BodyErrorKind::Base64(e.clone()),
         };
         crate::models::body_error(&self.id, &self.content_type, kind)

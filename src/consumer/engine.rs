@@ -2,13 +2,16 @@
 //! fatal error, flushing, and the one shutdown.
 
 use super::config::ShutdownMode;
-use super::core::{Core, later};
+use super::core::Core;
 use super::decision::{Command, Decision, Settlement};
 use super::handout::{Handout, Item};
 use super::puller::Pool;
 use super::report::{ConsumerState, Counters, ShutdownReport, Stats};
 use super::{flusher, puller};
 use crate::error::Error;
+use futures::FutureExt as _;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -70,24 +73,49 @@ impl Engine {
         }
         tasks.started = true;
         if let Some(rx) = lock(&self.settle_rx).take() {
-            tasks.flusher = Some(tokio::spawn(flusher::run(self.core.clone(), rx)));
-        }
-        for n in 0..self.core.cfg.max_concurrent_pulls {
-            let this = self.clone();
-            tasks.pullers.push(tokio::spawn(async move {
-                let pulled = puller::run(
-                    this.core.clone(),
-                    this.handout.clone(),
-                    this.pool.clone(),
-                    n,
-                )
-                .await;
-                if let Err(err) = pulled {
-                    this.fail(err);
-                }
+            let core = self.core.clone();
+            tasks.flusher = Some(self.spawn("flusher", async move {
+                flusher::run(core, rx).await;
+                Ok(())
             }));
         }
+        for n in 0..self.core.cfg.max_concurrent_pulls {
+            let (core, handout, pool) =
+                (self.core.clone(), self.handout.clone(), self.pool.clone());
+            tasks
+                .pullers
+                .push(self.spawn("puller", puller::run(core, handout, pool, n)));
+        }
         self.core.set_state(ConsumerState::Running);
+    }
+
+    /// Spawns one of the consumer's tasks, supervised: whatever ends it early (a fatal
+    /// error it returns, a panic, or returning while the consumer should be running)
+    /// ends the stream with that error, so a dead task never looks healthy. Its slots
+    /// and settlements are accounted for by the ledger and the flusher's own cleanup.
+    fn spawn<F>(self: &Arc<Self>, task: &'static str, work: F) -> JoinHandle<()>
+    where
+        F: Future<Output = Result<(), Error>> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let err = match AssertUnwindSafe(work).catch_unwind().await {
+                Ok(Ok(())) if this.core.stopping() => return,
+                Ok(Err(err)) => err,
+                Ok(Ok(())) => Error::ConsumerFailed {
+                    task,
+                    reason: "it ended while the consumer was running".into(),
+                },
+                Err(panic) => Error::ConsumerFailed {
+                    task,
+                    reason: panic_message(panic.as_ref()),
+                },
+            };
+            if matches!(err, Error::ConsumerFailed { .. }) {
+                this.core.set_state(ConsumerState::Failed);
+            }
+            this.fail(err);
+        })
     }
 
     pub(crate) fn has_started(&self) -> bool {
@@ -184,6 +212,7 @@ impl Engine {
     async fn run_shutdown(self: Arc<Self>, mode: ShutdownMode) -> ShutdownReport {
         let core = &self.core;
         let abandon = matches!(mode, ShutdownMode::Abandon);
+        let budget = Budget::new(mode, Instant::now());
         tracing::info!(?mode, "pull consumer shutting down");
         core.set_state(ConsumerState::Draining);
         if abandon {
@@ -193,23 +222,17 @@ impl Engine {
         core.ledger.close_slots();
         lock(&self.gate).closed = true;
 
-        // 1. Pulls in flight finish (their messages are released, since we are stopping);
-        //    only Abandon cuts them off at once. A pull that hangs (a client without a
-        //    timeout) is cut off after the drain timeout, or 10 s.
+        // 1. Pulls in flight may finish until the budget allows (their messages are
+        //    released, since we are stopping); then they are cut off and their leases
+        //    expire. Abandon cuts them off at once.
         let pullers = std::mem::take(&mut lock(&self.tasks).pullers);
-        let until = later(match mode {
-            ShutdownMode::Drain { timeout } => timeout,
-            ShutdownMode::ReleaseNow => Duration::from_secs(10),
-            ShutdownMode::Abandon => Duration::ZERO,
-        });
         for mut p in pullers {
-            if abandon {
-                p.abort();
-            }
             tokio::select! {
                 _ = &mut p => {}
-                () = tokio::time::sleep_until(until) => {
-                    tracing::warn!("a pull did not finish in time; abandoning it (its leases will expire)");
+                () = tokio::time::sleep_until(budget.pulls) => {
+                    if !abandon {
+                        tracing::warn!("a pull did not finish in time; cutting it off (its leases will expire)");
+                    }
                     p.abort();
                 }
             }
@@ -220,20 +243,18 @@ impl Engine {
         self.handout.push(Item::End);
 
         // 3. Running work finishes (Drain), or is stopped.
-        if let ShutdownMode::Drain { timeout } = mode {
-            if !core.ledger.wait_empty(later(timeout)).await {
-                tracing::warn!(
-                    outstanding = core.ledger.len(),
-                    "drain timeout: releasing unsettled deliveries"
-                );
-            }
+        if !core.ledger.wait_empty(budget.work).await && matches!(mode, ShutdownMode::Drain { .. })
+        {
+            tracing::warn!(
+                outstanding = core.ledger.len(),
+                "drain timeout: releasing unsettled deliveries"
+            );
         }
         core.abort_handlers();
-        if !self
-            .close_gate_and_wait(later(Duration::from_secs(5)))
-            .await
-        {
-            tracing::error!("handlers did not stop within 5 s of being cancelled (blocking code?)");
+        if !self.close_gate_and_wait(budget.handlers).await {
+            tracing::error!(
+                "handlers did not stop when cancelled (blocking code?); not waiting for them"
+            );
         }
         self.release_buffered();
 
@@ -252,35 +273,30 @@ impl Engine {
                     reply: None,
                 });
             }
-            core.command(Command::Close { abandon });
+            core.command(Command::Close {
+                abandon,
+                deadline: budget.settle,
+            });
         });
 
-        // 5. Every queued settlement is sent (or, abandoning, dropped) and answered.
+        // 5. Every queued settlement is sent (or, abandoning, dropped) and answered by
+        //    the settle deadline; the flusher cancels what is left then. Should it not
+        //    stop (a bug), it is cut off, and dropping it counts what it held.
         let flusher = lock(&self.tasks).flusher.take();
-        match flusher {
-            Some(f) => {
-                let _ = f.await;
+        if let Some(mut f) = flusher {
+            tokio::select! {
+                _ = &mut f => {}
+                () = tokio::time::sleep_until(budget.settle + FLUSHER_GRACE) => {
+                    tracing::error!("the flusher did not stop at the shutdown deadline; cutting it off");
+                    f.abort();
+                    let _ = f.await;
+                }
             }
-            // Never started: what step 4 queued has no flusher to send it; count it.
-            None => self.count_unflushed(),
         }
         core.set_state(ConsumerState::Stopped);
         let report = ShutdownReport::from_stats(&self.stats());
         tracing::info!(?report, "pull consumer stopped");
         report
-    }
-
-    /// Without a flusher task, settlements left in the channel can never be sent.
-    fn count_unflushed(&self) {
-        if let Some(mut rx) = lock(&self.settle_rx).take() {
-            while let Ok(cmd) = rx.try_recv() {
-                if let Command::Settle(s) = cmd {
-                    Counters::add(&self.core.counters.failed_to_settle, 1);
-                    self.core.answered(1);
-                    s.closed();
-                }
-            }
-        }
     }
 
     /// Releases every delivery still waiting in the hand-out queue (or, abandoning,
@@ -294,6 +310,59 @@ impl Engine {
                 drop(d.release());
             }
         }
+    }
+}
+
+/// How long the flusher may overrun its settle deadline before it is cut off.
+const FLUSHER_GRACE: Duration = Duration::from_millis(50);
+
+/// When each step of a shutdown must be done, from when it began. Whatever the server
+/// does, `Drain(t)` returns within `t + 0.5 s`, `ReleaseNow` within 1.5 s and
+/// `Abandon` within 1 s (`settle` plus the flusher's grace, plus scheduling).
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    /// Pulls in flight are cut off.
+    pulls: Instant,
+    /// Handed-out deliveries may be settled by the application (drain).
+    work: Instant,
+    /// Cancelled handlers must have stopped.
+    handlers: Instant,
+    /// The last settlements must be answered; unanswered ones are cut off.
+    settle: Instant,
+}
+
+impl Budget {
+    fn new(mode: ShutdownMode, start: Instant) -> Self {
+        let at = |d: Duration| start.checked_add(d).unwrap_or(start);
+        let ms = Duration::from_millis;
+        match mode {
+            ShutdownMode::Drain { timeout } => Budget {
+                pulls: at(timeout),
+                work: at(timeout),
+                handlers: at(timeout.saturating_add(ms(100))),
+                settle: at(timeout.saturating_add(ms(400))),
+            },
+            ShutdownMode::ReleaseNow => Budget {
+                pulls: at(ms(300)),
+                work: start,
+                handlers: at(ms(500)),
+                settle: at(ms(1200)),
+            },
+            ShutdownMode::Abandon => Budget {
+                pulls: start,
+                work: start,
+                handlers: at(ms(200)),
+                settle: at(ms(300)),
+            },
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => format!("panicked: {s}"),
+        (_, Some(s)) => format!("panicked: {s}"),
+        _ => "panicked".to_owned(),
     }
 }
 

@@ -7,151 +7,325 @@
 //! requests are in flight. A failed request is retried with the same entries (acks are
 //! idempotent and Cloudflare accepts late acks) until it succeeds, fails for good, or
 //! `give_up_after` passes; a batch the server refuses as a whole (400) is split in two
-//! and each half sent alone, so one bad lease cannot sink the others. Every entry is
-//! answered exactly once, and the engine is told, so it can bound unanswered work.
+//! and each half sent alone, so one bad lease cannot sink the others.
+//!
+//! **One owner.** The flusher alone holds the settlements the server has not answered;
+//! request tasks get copies of the lease ids and report back. So a request that panics
+//! or is cancelled (shutdown's deadline) cannot lose an answer: its entries are answered
+//! as not confirmed. If the flusher itself ends early, dropping its state answers what
+//! it still held the same way. Every settlement is counted exactly once.
+//!
+//! **Closing** sends what is pending and waits for the answers until the close deadline;
+//! then requests still in flight are cancelled and their entries counted under
+//! `failed_to_settle` ("not confirmed": a cancelled ack may still have been applied; one
+//! that was not comes back after its lease). An abandoning close sends nothing more.
 
-use super::core::{Core, later};
+use super::core::Core;
 use super::decision::{Command, SettleOutcome, Settlement};
 use super::report::Counters;
 use crate::error::Error;
-use crate::models::{AckEntry, AckRequest, RetryEntry};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use crate::models::{AckEntry, AckRequest, AckResult, RetryEntry};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-/// A queued settlement: its number (for flush marks), when it arrived, and itself.
-type Entry = (u64, Instant, Settlement);
+/// How a request task reports on one entry.
+#[derive(Debug)]
+enum Answer {
+    /// Applied; with the server's warning about this lease, if any.
+    Confirmed(Option<String>),
+    /// Not confirmed: the request failed for good.
+    Failed(Arc<Error>),
+}
 
-pub(crate) async fn run(shared: Arc<Core>, mut rx: mpsc::UnboundedReceiver<Command>) {
-    let cfg = shared.cfg.ack;
-    let margin = shared.cfg.lease_margin;
-    let failing = Arc::new(AtomicBool::new(false));
-    let mut pending: VecDeque<Entry> = VecDeque::new();
-    // Numbers of every settlement received and not yet answered.
-    let mut unanswered: BTreeSet<u64> = BTreeSet::new();
-    let mut next_id: u64 = 0;
-    let mut inflight: JoinSet<Vec<u64>> = JoinSet::new();
-    // Flush requests: answered once everything numbered below the mark is answered.
-    let mut waiters: Vec<(u64, oneshot::Sender<()>)> = Vec::new();
-    let mut closed = false;
+/// One entry as a request task sees it: its number, lease id and wire form.
+type Wire = (u64, String, Option<Option<Duration>>);
 
-    loop {
-        // Start as many requests as the triggers and the concurrency limit allow.
-        while inflight.len() < cfg.max_concurrent_requests {
-            let Some((front_id, front_at, _)) = pending.front() else {
+pub(crate) async fn run(core: Arc<Core>, rx: mpsc::UnboundedReceiver<Command>) {
+    Flusher {
+        core,
+        rx,
+        table: BTreeMap::new(),
+        pending: VecDeque::new(),
+        inflight: JoinSet::new(),
+        inflight_ids: HashMap::new(),
+        waiters: Vec::new(),
+        next_id: 0,
+        close: None,
+        failing: Arc::new(AtomicBool::new(false)),
+    }
+    .run()
+    .await;
+}
+
+struct Close {
+    abandon: bool,
+    deadline: Instant,
+}
+
+struct Flusher {
+    core: Arc<Core>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    /// Every settlement received and not yet answered, by number (oldest first).
+    table: BTreeMap<u64, Settlement>,
+    /// Numbers waiting to be sent, with when they arrived and when their lease ends.
+    pending: VecDeque<(u64, Instant, Instant)>,
+    inflight: JoinSet<Vec<(u64, Answer)>>,
+    inflight_ids: HashMap<Id, Vec<u64>>,
+    /// Flush requests: answered once everything numbered below the mark is answered.
+    waiters: Vec<(u64, oneshot::Sender<()>)>,
+    next_id: u64,
+    close: Option<Close>,
+    /// Whether ack requests are failing (for logging once per change).
+    failing: Arc<AtomicBool>,
+}
+
+impl Flusher {
+    async fn run(&mut self) {
+        loop {
+            #[cfg(test)]
+            self.core.fail_point("flusher");
+            self.start_requests();
+            self.answer_flushes();
+            if self.close.is_some() && self.pending.is_empty() && self.inflight.is_empty() {
+                break;
+            }
+            let wake = self.next_wake();
+            let close_deadline = self.close.as_ref().map(|c| c.deadline);
+            tokio::select! {
+                cmd = self.rx.recv(), if self.close.is_none() => self.command(cmd),
+                Some(done) = self.inflight.join_next_with_id(), if !self.inflight.is_empty() => {
+                    match done {
+                        Ok((id, answers)) => {
+                            self.inflight_ids.remove(&id);
+                            for (n, answer) in answers {
+                                self.answer(n, answer);
+                            }
+                        }
+                        // A request task panicked (a bug) or was cancelled: its entries
+                        // were not confirmed.
+                        Err(e) => {
+                            if e.is_panic() {
+                                tracing::error!("an ack request task panicked; its entries count as not settled");
+                            }
+                            for n in self.inflight_ids.remove(&e.id()).unwrap_or_default() {
+                                self.not_confirmed(n, Error::ConsumerClosed);
+                            }
+                        }
+                    }
+                }
+                () = sleep_until(wake), if wake.is_some() => {}
+                () = sleep_until(close_deadline), if close_deadline.is_some() => {
+                    self.cut_off();
+                    break;
+                }
+            }
+        }
+        for (_, w) in self.waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+
+    fn command(&mut self, cmd: Option<Command>) {
+        match cmd {
+            Some(Command::Settle(s)) => self.receive(s),
+            Some(Command::Flush(w)) => self.waiters.push((self.next_id, w)),
+            Some(Command::Close { abandon, deadline }) => self.begin_close(abandon, deadline),
+            // Every sender is gone: nothing more can come.
+            None => self.begin_close(false, Instant::now() + Duration::from_secs(1)),
+        }
+    }
+
+    fn receive(&mut self, s: Settlement) {
+        let n = self.next_id;
+        self.next_id += 1;
+        self.pending.push_back((n, Instant::now(), s.deadline));
+        self.table.insert(n, s);
+    }
+
+    fn begin_close(&mut self, abandon: bool, deadline: Instant) {
+        self.close = Some(Close { abandon, deadline });
+        // Nothing can be queued after the close (it is sent under the ledger's lock);
+        // take what is still in the channel, to its end.
+        self.rx.close();
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Settle(s) => self.receive(s),
+                Command::Flush(w) => self.waiters.push((self.next_id, w)),
+                Command::Close { .. } => {}
+            }
+        }
+        if abandon {
+            // No request may start from now on; what was sent is cut off.
+            for (n, _, _) in std::mem::take(&mut self.pending) {
+                self.abandoned(n);
+            }
+            self.cut_off();
+        }
+    }
+
+    /// The close deadline passed (or abandon): cancel what is in flight and count what
+    /// was never confirmed.
+    fn cut_off(&mut self) {
+        if !self.inflight.is_empty() || !self.pending.is_empty() {
+            tracing::warn!(
+                in_flight = self.inflight_ids.values().map(Vec::len).sum::<usize>(),
+                unsent = self.pending.len(),
+                "shutdown deadline: cancelling ack requests; their messages count as not settled"
+            );
+        }
+        self.inflight.abort_all();
+        self.inflight.detach_all();
+        let ids: Vec<u64> = self.inflight_ids.drain().flat_map(|(_, ids)| ids).collect();
+        for n in ids {
+            self.not_confirmed(n, Error::ConsumerClosed);
+        }
+        for (n, _, _) in std::mem::take(&mut self.pending) {
+            self.not_confirmed(n, Error::ConsumerClosed);
+        }
+    }
+
+    /// Starts as many requests as the triggers and the concurrency limit allow.
+    fn start_requests(&mut self) {
+        let cfg = self.core.cfg.ack;
+        let margin = self.core.cfg.lease_margin;
+        if self.close.as_ref().is_some_and(|c| c.abandon) || self.core.is_abandoning() {
+            return;
+        }
+        while self.inflight.len() < cfg.max_concurrent_requests {
+            let Some(&(front, arrived, _)) = self.pending.front() else {
                 break;
             };
             let now = Instant::now();
-            let reason = if pending.len() >= cfg.max_entries {
+            let reason = if self.pending.len() >= cfg.max_entries {
                 "size"
-            } else if closed {
+            } else if self.close.is_some() {
                 "shutdown"
-            } else if waiters.iter().any(|(mark, _)| mark > front_id) {
+            } else if self.waiters.iter().any(|(mark, _)| *mark > front) {
                 "flush"
-            } else if now >= front_at.checked_add(cfg.max_delay).unwrap_or(now) {
+            } else if now >= arrived.checked_add(cfg.max_delay).unwrap_or(now) {
                 "age"
-            } else if pending.iter().any(|(_, _, s)| s.deadline <= now + margin) {
+            } else if self
+                .pending
+                .iter()
+                .any(|(_, _, deadline)| *deadline <= now + margin)
+            {
                 "deadline"
             } else {
                 break;
             };
-            let n = pending.len().min(cfg.max_entries);
-            let batch: Vec<(u64, Settlement)> =
-                pending.drain(..n).map(|(id, _, s)| (id, s)).collect();
-            inflight.spawn(send(shared.clone(), batch, reason, failing.clone()));
+            let take = self.pending.len().min(cfg.max_entries);
+            let batch: Vec<Wire> = self
+                .pending
+                .drain(..take)
+                .filter_map(|(n, _, _)| {
+                    let s = self.table.get(&n)?;
+                    Some((n, s.lease_id.clone(), s.decision.retry_delay()))
+                })
+                .collect();
+            let ids = batch.iter().map(|(n, _, _)| *n).collect();
+            let task =
+                self.inflight
+                    .spawn(send(self.core.clone(), batch, reason, self.failing.clone()));
+            self.inflight_ids.insert(task.id(), ids);
         }
+    }
 
-        // A flush is done once everything queued before it has been answered.
-        let oldest_unanswered = unanswered.first().copied().unwrap_or(u64::MAX);
+    fn answer(&mut self, n: u64, answer: Answer) {
+        let Some(s) = self.table.remove(&n) else {
+            return;
+        };
+        let counters = &self.core.counters;
+        self.core.answered(1);
+        match answer {
+            Answer::Confirmed(warning) => {
+                if let Some(w) = &warning {
+                    Counters::add(&counters.settle_warnings, 1);
+                    tracing::debug!(lease_id = %s.lease_id, warning = %w, "settlement warning");
+                }
+                Counters::add(s.decision.counter(counters), 1);
+                s.answer(Ok(SettleOutcome { warning }));
+            }
+            Answer::Failed(err) => {
+                Counters::add(&counters.failed_to_settle, 1);
+                s.answer(Err(Error::Settle(err)));
+            }
+        }
+    }
+
+    fn not_confirmed(&mut self, n: u64, err: Error) {
+        self.answer(n, Answer::Failed(Arc::new(err)));
+    }
+
+    fn abandoned(&mut self, n: u64) {
+        if let Some(s) = self.table.remove(&n) {
+            self.core.answered(1);
+            Counters::add(&self.core.counters.abandoned, 1);
+            s.closed();
+        }
+    }
+
+    /// A flush is done once everything queued before it has been answered.
+    fn answer_flushes(&mut self) {
+        let oldest = self.table.keys().next().copied().unwrap_or(u64::MAX);
         let mut i = 0;
-        while i < waiters.len() {
-            if waiters[i].0 <= oldest_unanswered {
-                let _ = waiters.swap_remove(i).1.send(());
+        while i < self.waiters.len() {
+            if self.waiters[i].0 <= oldest {
+                let _ = self.waiters.swap_remove(i).1.send(());
             } else {
                 i += 1;
             }
         }
-        if closed && pending.is_empty() && inflight.is_empty() {
-            for (_, w) in waiters.drain(..) {
-                let _ = w.send(());
-            }
-            break;
-        }
+    }
 
-        let wake = next_wake(
-            &pending,
-            cfg.max_delay,
-            margin,
-            inflight.len() < cfg.max_concurrent_requests,
-        );
-        tokio::select! {
-            cmd = rx.recv(), if !closed => match cmd {
-                Some(Command::Settle(s)) => {
-                    unanswered.insert(next_id);
-                    pending.push_back((next_id, Instant::now(), s));
-                    next_id += 1;
-                }
-                Some(Command::Flush(w)) => waiters.push((next_id, w)),
-                close @ (Some(Command::Close { .. }) | None) => {
-                    closed = true;
-                    let abandon = matches!(close, Some(Command::Close { abandon: true }));
-                    // Nothing can be queued after the close (the engine sends it under the
-                    // outstanding lock); take what is still in the channel, to its end.
-                    rx.close();
-                    while let Some(cmd) = rx.recv().await {
-                        match cmd {
-                            Command::Settle(s) => {
-                                unanswered.insert(next_id);
-                                pending.push_back((next_id, Instant::now(), s));
-                                next_id += 1;
-                            }
-                            Command::Flush(w) => waiters.push((next_id, w)),
-                            Command::Close { .. } => {}
-                        }
-                    }
-                    if abandon {
-                        for (id, _, s) in pending.drain(..) {
-                            unanswered.remove(&id);
-                            abandon_one(&shared, s);
-                        }
-                    }
-                }
-            },
-            Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                if let Ok(ids) = done {
-                    for id in ids {
-                        unanswered.remove(&id);
-                    }
-                }
-            }
-            () = sleep_until(wake), if wake.is_some() => {}
+    fn next_wake(&self) -> Option<Instant> {
+        if self.inflight.len() >= self.core.cfg.ack.max_concurrent_requests {
+            return None;
+        }
+        let (max_delay, margin) = (self.core.cfg.ack.max_delay, self.core.cfg.lease_margin);
+        let by_age = self
+            .pending
+            .front()
+            .map(|(_, at, _)| at.checked_add(max_delay).unwrap_or(*at));
+        let by_deadline = self
+            .pending
+            .iter()
+            .map(|(_, _, deadline)| deadline.checked_sub(margin).unwrap_or(*deadline))
+            .min();
+        match (by_age, by_deadline) {
+            (Some(a), Some(d)) => Some(a.min(d)),
+            (a, d) => a.or(d),
         }
     }
 }
 
-fn next_wake(
-    pending: &VecDeque<Entry>,
-    max_delay: std::time::Duration,
-    margin: std::time::Duration,
-    can_send: bool,
-) -> Option<Instant> {
-    if !can_send {
-        return None;
-    }
-    let by_age = pending
-        .front()
-        .map(|(_, at, _)| at.checked_add(max_delay).unwrap_or(*at));
-    let by_deadline = pending
-        .iter()
-        .map(|(_, _, s)| s.deadline.checked_sub(margin).unwrap_or(s.deadline))
-        .min();
-    match (by_age, by_deadline) {
-        (Some(a), Some(d)) => Some(a.min(d)),
-        (a, d) => a.or(d),
+impl Drop for Flusher {
+    /// The flusher ended early (it panicked, or its task was cancelled): whatever it
+    /// still held, or was still in its channel, was not settled. Counted once, here.
+    fn drop(&mut self) {
+        self.rx.close();
+        while let Ok(cmd) = self.rx.try_recv() {
+            if let Command::Settle(s) = cmd {
+                self.receive(s);
+            }
+        }
+        self.inflight.abort_all();
+        let abandoning = self.core.is_abandoning();
+        for (_, s) in std::mem::take(&mut self.table) {
+            self.core.answered(1);
+            let counter = if abandoning {
+                &self.core.counters.abandoned
+            } else {
+                &self.core.counters.failed_to_settle
+            };
+            Counters::add(counter, 1);
+            s.closed();
+        }
     }
 }
 
@@ -162,83 +336,83 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-fn abandon_one(shared: &Core, s: Settlement) {
-    Counters::add(&shared.counters.abandoned, 1);
-    shared.answered(1);
-    if let Some(reply) = s.reply {
-        let _ = reply.send(Err(Error::ConsumerClosed));
-    }
-}
-
 /// Sends one batch, retrying retryable failures and splitting one the server refuses,
-/// and answers every entry. Returns the numbers of the entries it answered.
+/// and answers every entry.
 async fn send(
-    shared: Arc<Core>,
-    batch: Vec<(u64, Settlement)>,
+    core: Arc<Core>,
+    batch: Vec<Wire>,
     reason: &'static str,
     failing: Arc<AtomicBool>,
-) -> Vec<u64> {
-    let ids = batch.iter().map(|(id, _)| *id).collect();
-    let mut work = vec![batch.into_iter().map(|(_, s)| s).collect::<Vec<_>>()];
+) -> Vec<(u64, Answer)> {
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut work = vec![batch];
     while let Some(batch) = work.pop() {
-        if let Some((left, right)) = send_one(&shared, batch, reason, &failing).await {
+        if let Some((left, right)) = send_one(&core, batch, reason, &failing, &mut answers).await {
             // Refused as a whole: try each half alone.
             work.push(right);
             work.push(left);
         }
     }
-    ids
+    answers
 }
 
-type Halves = (Vec<Settlement>, Vec<Settlement>);
+type Halves = (Vec<Wire>, Vec<Wire>);
 
 /// One request (with its retries). Returns the batch split in two when the server
 /// refused it with a 400 and it has more than one entry.
 async fn send_one(
-    shared: &Core,
-    batch: Vec<Settlement>,
+    core: &Core,
+    batch: Vec<Wire>,
     reason: &'static str,
     failing: &AtomicBool,
+    answers: &mut Vec<(u64, Answer)>,
 ) -> Option<Halves> {
-    let acks = batch
-        .iter()
-        .filter(|s| s.decision.retry_delay().is_none())
-        .count();
+    let acks = batch.iter().filter(|(_, _, wire)| wire.is_none()).count();
     let span = tracing::debug_span!("cfq.flush", acks, retries = batch.len() - acks, reason);
     async move {
-        let cfg = shared.cfg.ack;
-        let give_up_at = later(cfg.give_up_after);
+        let cfg = core.cfg.ack;
+        let give_up_at = Instant::now()
+            .checked_add(cfg.give_up_after)
+            .unwrap_or_else(Instant::now);
         let mut step = 0;
         loop {
-            Counters::add(&shared.counters.ack_requests, 1);
+            if core.is_abandoning() {
+                // Abandoning means no more network calls.
+                let err = Arc::new(Error::ConsumerClosed);
+                answers.extend(batch.iter().map(|(n, _, _)| (*n, Answer::Failed(err.clone()))));
+                return None;
+            }
+            Counters::add(&core.counters.ack_requests, 1);
             let mut request = AckRequest::default();
-            for s in &batch {
-                let lease_id = s.lease_id.clone();
-                match s.decision.retry_delay() {
+            for (_, lease_id, wire) in &batch {
+                let lease_id = lease_id.clone();
+                match wire {
                     None => request.acks.push(AckEntry { lease_id }),
-                    Some(delay) => request.retries.push(RetryEntry { lease_id, delay }),
+                    Some(delay) => request.retries.push(RetryEntry {
+                        lease_id,
+                        delay: *delay,
+                    }),
                 }
             }
-            let err = match shared.backend.ack(request).await {
+            let err = match core.backend.ack(request).await {
                 Ok(result) => {
                     if failing.swap(false, Ordering::Relaxed) {
                         tracing::info!("ack requests succeed again");
                     }
-                    answer(shared, batch, acks, &result);
+                    confirmed(core, &batch, acks, &result, answers);
                     return None;
                 }
                 Err(err) => err,
             };
-            Counters::add(&shared.counters.ack_request_failures, 1);
+            Counters::add(&core.counters.ack_request_failures, 1);
             if err.status() == Some(400) && batch.len() > 1 {
                 tracing::warn!(error = %err, entries = batch.len(), "ack batch refused; splitting it to isolate the bad entry");
                 let mut batch = batch;
                 let right = batch.split_off(batch.len() / 2);
                 return Some((batch, right));
             }
-            // Abandoning means no more network calls: stop retrying.
-            let abandoning = shared.is_abandoning();
-            if err.is_retryable() && Instant::now() < give_up_at && !abandoning {
+            let now = Instant::now();
+            if err.is_retryable() && now < give_up_at {
                 if !failing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(error = %err, "ack request failed; retrying with backoff");
                 } else {
@@ -246,20 +420,14 @@ async fn send_one(
                 }
                 step += 1;
                 let delay = err.retry_after().unwrap_or_else(|| cfg.backoff.delay_random(step));
-                // Never past the give-up time, however long the server asks to wait.
-                tokio::time::sleep(delay.min(give_up_at.saturating_duration_since(Instant::now()))).await;
+                // Never past the give-up time, however long the server asks to wait (a
+                // shutdown deadline cancels this task outright).
+                tokio::time::sleep(delay.min(give_up_at.saturating_duration_since(now))).await;
                 continue;
             }
             tracing::error!(error = %err, entries = batch.len(), "giving up on an ack request; these messages will be redelivered");
             let err = Arc::new(err);
-            shared.answered(batch.len());
-            for s in batch {
-                let counter = if abandoning { &shared.counters.abandoned } else { &shared.counters.failed_to_settle };
-                Counters::add(counter, 1);
-                if let Some(reply) = s.reply {
-                    let _ = reply.send(Err(Error::Settle(err.clone())));
-                }
-            }
+            answers.extend(batch.iter().map(|(n, _, _)| (*n, Answer::Failed(err.clone()))));
             return None;
         }
     }
@@ -267,8 +435,14 @@ async fn send_one(
     .await
 }
 
-/// Counts and answers a batch the server accepted, checking its counts.
-fn answer(shared: &Core, batch: Vec<Settlement>, acks: usize, result: &crate::models::AckResult) {
+/// Answers a batch the server accepted, checking its counts and matching warnings.
+fn confirmed(
+    core: &Core,
+    batch: &[Wire],
+    acks: usize,
+    result: &AckResult,
+    answers: &mut Vec<(u64, Answer)>,
+) {
     let retries = batch.len() - acks;
     let warnings: HashMap<&str, &str> = result
         .warnings
@@ -288,19 +462,11 @@ fn answer(shared: &Core, batch: Vec<Settlement>, acks: usize, result: &crate::mo
         }
     }
     for w in result.warnings.iter().filter(|w| w.lease_id.is_none()) {
-        Counters::add(&shared.counters.settle_warnings, 1);
+        Counters::add(&core.counters.settle_warnings, 1);
         tracing::warn!(warning = %w.message, "ack warning");
     }
-    shared.answered(batch.len());
-    for s in batch {
-        let warning = warnings.get(s.lease_id.as_str()).map(|w| (*w).to_owned());
-        if let Some(w) = &warning {
-            Counters::add(&shared.counters.settle_warnings, 1);
-            tracing::debug!(lease_id = %s.lease_id, warning = %w, "settlement warning");
-        }
-        Counters::add(s.decision.counter(&shared.counters), 1);
-        if let Some(reply) = s.reply {
-            let _ = reply.send(Ok(SettleOutcome { warning }));
-        }
-    }
+    answers.extend(batch.iter().map(|(n, lease_id, _)| {
+        let warning = warnings.get(lease_id.as_str()).map(|w| (*w).to_owned());
+        (*n, Answer::Confirmed(warning))
+    }));
 }

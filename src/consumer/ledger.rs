@@ -38,9 +38,6 @@ struct Table {
     next_key: Key,
     entered: u64,
     left: u64,
-    /// Slots owed because a pull returned more messages than were reserved: leaving
-    /// entries pay these back before any slot is returned, so the bound holds again.
-    owed: usize,
 }
 
 /// The lease ledger (see the module docs for its invariants).
@@ -93,12 +90,6 @@ impl Ledger {
         self.slots.add_permits(n);
     }
 
-    /// Records that `n` entries will enter without a reserved slot (a pull returned more
-    /// than asked for).
-    pub(crate) fn owe(&self, n: usize) {
-        self.lock().owed += n;
-    }
-
     /// Wakes every reservation and refuses new ones (shutdown).
     pub(crate) fn close_slots(&self) {
         self.slots.close();
@@ -121,9 +112,8 @@ impl Ledger {
         t.left += 1;
         let out = f(entry);
         let empty = t.entries.is_empty();
-        let slot = Self::pay_owed(&mut t, 1);
         drop(t);
-        self.slots.add_permits(slot);
+        self.slots.add_permits(1);
         if empty {
             self.emptied.notify_waiters();
         }
@@ -137,18 +127,10 @@ impl Ledger {
         t.left += rest.len() as u64;
         let n = rest.len();
         let out = f(rest);
-        let slots = Self::pay_owed(&mut t, n);
         drop(t);
-        self.slots.add_permits(slots);
+        self.slots.add_permits(n);
         self.emptied.notify_waiters();
         out
-    }
-
-    /// Of `n` slots coming back, how many are left after paying what is owed.
-    fn pay_owed(t: &mut Table, n: usize) -> usize {
-        let pay = t.owed.min(n);
-        t.owed -= pay;
-        n - pay
     }
 
     /// Undecided deliveries now.
@@ -234,22 +216,6 @@ mod tests {
         assert_eq!(waiting.await.unwrap(), Some(1));
         l.close_slots();
         assert_eq!(l.reserve(1, 1).await, None);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn owed_slots_are_paid_back_before_slots_return() {
-        let l = Ledger::new(1);
-        assert_eq!(l.reserve(1, 1).await, Some(1));
-        // The server sent three messages for one slot.
-        l.owe(2);
-        let keys: Vec<Key> = (0..3)
-            .map(|i| l.enter(format!("l{i}"), Instant::now()))
-            .collect();
-        l.leave_with(keys[0], |_| ());
-        l.leave_with(keys[1], |_| ());
-        assert_eq!(l.free_slots(), 0, "two leaves pay the debt");
-        l.leave_with(keys[2], |_| ());
-        assert_eq!(l.free_slots(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -81,6 +81,17 @@ mod runner;
 mod shutdown;
 mod stream;
 
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod intake_tests;
+#[cfg(test)]
+mod shutdown_tests;
+#[cfg(test)]
+mod supervision_tests;
+#[cfg(test)]
+mod test_support;
+
 pub use builder::PullConsumerBuilder;
 pub use config::{AckBatching, DecodeErrorPolicy, DropPolicy, ShutdownMode};
 pub use decision::{IntoOutcome, Outcome, SettleOutcome, Settled, SettledFuture};

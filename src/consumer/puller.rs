@@ -19,12 +19,12 @@
 
 use super::config::DecodeErrorPolicy;
 use super::core::{Core, later};
-use super::decision::Decision;
+use super::decision::{Decision, Settlement};
 use super::delivery::{Delivery, ReceivedMessage, Ticket};
 use super::handout::{Handout, Item};
 use super::report::{ConsumerState, Counters};
 use crate::error::Error;
-use crate::models::PulledMessage;
+use crate::models::{PullResult, RejectedMessage};
 use crate::retry::random_unit;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -92,6 +92,8 @@ pub(crate) async fn run(
     let mut stop = core.stop_signal();
 
     while !core.stopping() {
+        #[cfg(test)]
+        core.fail_point("puller");
         if let Some(until) = pool.throttled_until() {
             // Spread the pullers a little so they do not all retry at the same instant.
             let spread = until
@@ -183,7 +185,7 @@ pub(crate) async fn run(
             }
         };
 
-        let returned = batch.messages.len();
+        let returned = batch.messages.len() + batch.rejected.len();
         span.record("returned", returned);
         if let Some(backlog) = batch
             .message_backlog_count
@@ -194,14 +196,8 @@ pub(crate) async fn run(
                 .backlog
                 .store(backlog, std::sync::atomic::Ordering::Relaxed);
         }
-        if returned < n {
-            core.ledger.unreserve(n - returned);
-        } else if returned > n {
-            // More than asked for: they are leased, so they must be handled too.
-            core.ledger.owe(returned - n);
-        }
-
         if returned == 0 {
+            core.ledger.unreserve(n);
             Counters::add(&core.counters.empty_pulls, 1);
             core.set_state(ConsumerState::Idle);
             idle_step += 1;
@@ -233,38 +229,119 @@ pub(crate) async fn run(
         let deadline = started
             .checked_add(cfg.visibility_timeout)
             .unwrap_or(started);
-        for m in batch.messages {
-            if let Some(delivery) = admit(&core, m, deadline) {
-                if core.stopping() {
-                    drop(delivery.release());
-                } else {
-                    handout.push(Item::Delivery(delivery));
-                }
-            }
-        }
+        intake(&core, &handout, batch, n, deadline);
     }
     Ok(())
 }
 
-/// Turns a pulled message into a delivery (entered in the ledger, on a slot the caller
-/// reserved). Applies the decode-error policy; returns `None` when the message was
-/// settled on the spot.
-fn admit(core: &Arc<Core>, m: PulledMessage, deadline: Instant) -> Option<Delivery> {
+/// Admits what a pull returned onto the `reserved` slots and hands it out.
+///
+/// * An entry that could not be decoded but has a lease id is a delivery like any other,
+///   whose body is an error: the decode-error policy settles it.
+/// * An entry without a readable lease id cannot be settled (it comes back after its
+///   lease): it is counted as unreadable and as not settled, and logged once per pull.
+/// * Entries beyond the reserved slots (a server that sent more than asked) are released
+///   at once: holding them would exceed `max_in_flight`, and a lease that waits for a
+///   slot only burns. They count as pulled and released.
+fn intake(
+    core: &Arc<Core>,
+    handout: &Handout,
+    batch: PullResult,
+    reserved: usize,
+    deadline: Instant,
+) {
+    let PullResult {
+        messages, rejected, ..
+    } = batch;
+    let counters = &core.counters;
+    let (settleable, unreadable): (Vec<RejectedMessage>, Vec<RejectedMessage>) =
+        rejected.into_iter().partition(|r| r.lease_id.is_some());
+    if !unreadable.is_empty() {
+        let n = unreadable.len() as u64;
+        Counters::add(&counters.pulled, n);
+        Counters::add(&counters.unreadable, n);
+        Counters::add(&counters.failed_to_settle, n);
+        let entries: Vec<usize> = unreadable.iter().map(|r| r.index).collect();
+        tracing::error!(
+            ?entries,
+            reason = %unreadable[0].reason,
+            "pulled entries without a readable lease id; they cannot be settled and will come back after their lease"
+        );
+    }
+
+    let deliverable = messages.len() + settleable.len();
+    if deliverable < reserved {
+        core.ledger.unreserve(reserved - deliverable);
+    }
+    let mut slots = reserved;
+    let mut extra = 0u64;
+    let mut take_slot = |lease_id: &str| {
+        if slots > 0 {
+            slots -= 1;
+            return true;
+        }
+        // Over what was asked for: straight back to the queue.
+        extra += 1;
+        Counters::add(&counters.pulled, 1);
+        Counters::add(&counters.over_delivered, 1);
+        core.enqueue(Settlement {
+            lease_id: lease_id.to_owned(),
+            decision: Decision::Release,
+            deadline,
+            reply: None,
+        });
+        false
+    };
+    for m in messages {
+        if take_slot(&m.lease_id) {
+            let (msg, problem) = ReceivedMessage::from_pulled(m, deadline);
+            admit(core, handout, msg, problem, deadline);
+        }
+    }
+    for r in settleable {
+        if take_slot(r.lease_id.as_deref().unwrap_or_default()) {
+            let (msg, problem) = ReceivedMessage::from_rejected(r, deadline);
+            admit(core, handout, msg, Some(problem), deadline);
+        }
+    }
+    if extra > 0 {
+        tracing::warn!(
+            asked = reserved,
+            extra,
+            "the server returned more messages than asked for; releasing the extra ones"
+        );
+    }
+}
+
+/// Enters a message in the ledger (on a slot the caller holds) and hands it out, unless
+/// its body is undecodable and the decode-error policy settles it on the spot.
+fn admit(
+    core: &Arc<Core>,
+    handout: &Handout,
+    msg: ReceivedMessage,
+    problem: Option<Error>,
+    deadline: Instant,
+) {
     Counters::add(&core.counters.pulled, 1);
-    let key = core.ledger.enter(m.lease_id.clone(), deadline);
-    let (msg, problem) = ReceivedMessage::from_pulled(m, deadline);
+    let key = core.ledger.enter(msg.lease_id().to_owned(), deadline);
     let delivery = Delivery::new(msg, Ticket::new(core.clone(), key));
-    let Some(problem) = problem else {
-        return Some(delivery);
-    };
-    Counters::add(&core.counters.decode_errors, 1);
-    tracing::warn!(message_id = delivery.id(), error = %problem, policy = ?core.cfg.on_decode_error, "undecodable message body");
-    let decision = match core.cfg.on_decode_error {
-        DecodeErrorPolicy::Deliver => return Some(delivery),
-        DecodeErrorPolicy::Retry(delay) => Decision::retry(Some(delay)),
-        DecodeErrorPolicy::Release => Decision::Release,
-        DecodeErrorPolicy::Discard => Decision::Ack,
-    };
-    drop(delivery.decide(decision));
-    None
+    if let Some(problem) = problem {
+        Counters::add(&core.counters.decode_errors, 1);
+        tracing::warn!(message_id = delivery.id(), error = %problem, policy = ?core.cfg.on_decode_error, "undecodable message");
+        let decision = match core.cfg.on_decode_error {
+            DecodeErrorPolicy::Deliver => None,
+            DecodeErrorPolicy::Retry(delay) => Some(Decision::retry(Some(delay))),
+            DecodeErrorPolicy::Release => Some(Decision::Release),
+            DecodeErrorPolicy::Discard => Some(Decision::Ack),
+        };
+        if let Some(decision) = decision {
+            drop(delivery.decide(decision));
+            return;
+        }
+    }
+    if core.stopping() {
+        drop(delivery.release());
+    } else {
+        handout.push(Item::Delivery(delivery));
+    }
 }

@@ -17,6 +17,9 @@ pub enum ConsumerState {
     Paused,
     /// Pulls are failing; backing off.
     BackingOff,
+    /// A background task failed (see [`Error::ConsumerFailed`](crate::Error::ConsumerFailed)):
+    /// no more pulls; waiting for shutdown.
+    Failed,
     /// Shutting down.
     Draining,
     /// Stopped.
@@ -55,8 +58,15 @@ pub struct Stats {
     pub ack_request_failures: u64,
     /// Warnings the server returned with acks.
     pub settle_warnings: u64,
-    /// Message bodies that could not be decoded.
+    /// Messages whose body (or whole entry) could not be decoded; each went through the
+    /// decode-error policy.
     pub decode_errors: u64,
+    /// Pulled entries without a readable lease id: they could not be settled (counted
+    /// under `failed_to_settle` too) and come back after their lease.
+    pub unreadable: u64,
+    /// Messages a pull returned beyond what was asked for; released at once (counted
+    /// under `released` too).
+    pub over_delivered: u64,
     /// Deliveries pulled and not yet settled.
     pub in_flight: u64,
     /// `message_backlog_count` from the last pull.
@@ -126,6 +136,8 @@ pub(crate) struct Counters {
     pub(crate) ack_request_failures: AtomicU64,
     pub(crate) settle_warnings: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
+    pub(crate) unreadable: AtomicU64,
+    pub(crate) over_delivered: AtomicU64,
     /// `message_backlog_count` of the last pull; `u64::MAX` until one arrives.
     pub(crate) backlog: AtomicU64,
 }
@@ -148,6 +160,8 @@ impl Default for Counters {
             ack_request_failures: zero(),
             settle_warnings: zero(),
             decode_errors: zero(),
+            unreadable: zero(),
+            over_delivered: zero(),
             backlog: AtomicU64::new(u64::MAX),
         }
     }
@@ -178,6 +192,8 @@ impl Counters {
             ack_request_failures: get(&self.ack_request_failures),
             settle_warnings: get(&self.settle_warnings),
             decode_errors: get(&self.decode_errors),
+            unreadable: get(&self.unreadable),
+            over_delivered: get(&self.over_delivered),
             in_flight: in_flight as u64,
             backlog: (backlog != u64::MAX).then_some(backlog),
         }
