@@ -9,6 +9,8 @@
 //!   sending rounds a sub-unit remainder up, so a delay is never shortened;
 //! * an empty `dead_letter_queue` string means "none";
 //! * purge status `completed` is typed as a string but may be a boolean;
+//! * a field whose `null` means something (not the same as absent) is decoded by its
+//!   own type, null included (`present`);
 //! * ack `warnings` is a map from lease id to text (older responses sent a list).
 
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
@@ -202,6 +204,14 @@ pub(crate) mod opt_lenient_bool {
             _ => None,
         })
     }
+}
+
+/// For an optional field whose `null` is a value: with `#[serde(default)]`, an absent
+/// field is `None`, and a present one, `null` included, is decoded by `T` itself.
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// Ack warnings: `{"<lease id>": "<text>"}` (current API) or `["<text>", ...]` (older).

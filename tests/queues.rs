@@ -3,7 +3,7 @@
 mod common;
 
 use cloudflare_queues::Error;
-use cloudflare_queues::models::{Consumer, Jurisdiction, Producer};
+use cloudflare_queues::models::{Consumer, Jurisdiction, MaxConcurrency, Producer};
 use common::*;
 use serde_json::json;
 use std::time::{Duration, UNIX_EPOCH};
@@ -149,7 +149,7 @@ async fn get_decodes_settings_consumers_and_producers() {
     assert_eq!(ws.retry_delay, Some(Duration::from_secs(10)));
     assert_eq!(
         (ws.batch_size, ws.max_concurrency, ws.max_retries),
-        (Some(50), Some(10), Some(3))
+        (Some(50), Some(MaxConcurrency::Limit(10)), Some(3))
     );
     assert_eq!(
         queue.consumers[0].consumer_id(),

@@ -1156,6 +1156,9 @@ pub struct WorkerConsumerRequest {
     /// Name of the queue that receives messages past max_retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_queue: Option<String>,
+    /// Environment of the consuming Worker; the API treats an empty string as the default environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_name: Option<String>,
     /// The consuming Worker.
     #[serde(default)]
     pub script_name: String,
@@ -1175,13 +1178,13 @@ pub struct WorkerConsumerSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub batch_size: Option<u32>,
-    /// Most concurrent consumer invocations; unset means the platform maximum.
+    /// Most concurrent consumer invocations. null asks for the platform's maximum (recommended), which is not the same as leaving the field out.
     #[serde(
         default,
-        with = "crate::codec::opt_flex_u32",
+        deserialize_with = "crate::codec::present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub max_concurrency: Option<u32>,
+    pub max_concurrency: Option<crate::models::MaxConcurrency>,
     /// Deliveries before a message is dead-lettered or dropped (0 to 100).
     #[serde(
         default,
