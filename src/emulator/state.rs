@@ -586,13 +586,19 @@ impl World {
         Ok(model)
     }
 
+    /// Queues sorted by name, only those named in `names` when it is not empty.
     pub(crate) fn list_queues(
         &mut self,
         page: u64,
         per_page: u64,
+        names: &[String],
         now: u64,
     ) -> (Vec<Queue>, ResultInfo) {
-        let mut all: Vec<&String> = self.by_name.keys().collect();
+        let mut all: Vec<&String> = self
+            .by_name
+            .keys()
+            .filter(|name| names.is_empty() || names.contains(name))
+            .collect();
         all.sort();
         let ids: Vec<String> = all
             .iter()
