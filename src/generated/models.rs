@@ -778,7 +778,7 @@ pub struct PurgeQueueRequest {
     pub delete_messages_permanently: bool,
 }
 
-/// Status of the last purge. completed is typed as a string by Cloudflare; true/false and "true"/"false" are both read.
+/// Status of the last purge. completed is typed as a string by Cloudflare and the official SDKs; it is written as "true" or "false", and booleans and "true"/"false" are both read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
 pub struct PurgeStatus {
