@@ -8,7 +8,10 @@
 //! * durations travel as numbers of seconds or milliseconds and are `Duration` here;
 //!   sending rounds a sub-unit remainder up, so a delay is never shortened;
 //! * an empty `dead_letter_queue` string means "none";
-//! * purge status `completed` is typed as a string but may be a boolean;
+//! * purge status `completed` is typed as a string but may be a boolean (it is written
+//!   as the string the spec declares);
+//! * a field whose `null` means something (not the same as absent) is decoded by its
+//!   own type, null included (`present`);
 //! * ack `warnings` is a map from lease id to text (older responses sent a list).
 
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
@@ -184,13 +187,15 @@ pub(crate) mod empty_none {
     }
 }
 
-/// `true`, `false`, `"true"` and `"false"` (any case) read as booleans; anything else as `None`.
+/// `true`, `false`, `"true"` and `"false"` (any case) read as booleans; anything else as
+/// `None`. Written as the string `"true"` or `"false"`, the type the spec declares.
 pub(crate) mod opt_lenient_bool {
     use super::*;
     #[allow(clippy::ref_option)]
     pub(crate) fn serialize<S: Serializer>(v: &Option<bool>, s: S) -> Result<S::Ok, S::Error> {
         match v {
-            Some(v) => s.serialize_bool(*v),
+            Some(true) => s.serialize_str("true"),
+            Some(false) => s.serialize_str("false"),
             None => s.serialize_none(),
         }
     }
@@ -202,6 +207,14 @@ pub(crate) mod opt_lenient_bool {
             _ => None,
         })
     }
+}
+
+/// For an optional field whose `null` is a value: with `#[serde(default)]`, an absent
+/// field is `None`, and a present one, `null` included, is decoded by `T` itself.
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// Ack warnings: `{"<lease id>": "<text>"}` (current API) or `["<text>", ...]` (older).

@@ -40,6 +40,7 @@ pub mod consumer;
 pub mod emulator;
 mod envelope;
 mod error;
+pub mod events;
 mod generated;
 pub mod limits;
 pub mod models;

@@ -3,7 +3,9 @@
 mod common;
 
 use cloudflare_queues::Error;
-use cloudflare_queues::models::{Consumer, HttpPullConsumerRequest, WorkerConsumerRequest};
+use cloudflare_queues::models::{
+    Consumer, HttpPullConsumerRequest, MaxConcurrency, WorkerConsumerRequest,
+};
 use common::*;
 use serde_json::json;
 use std::time::Duration;
@@ -58,7 +60,11 @@ async fn list_decodes_worker_and_http_pull_consumers() {
     assert_eq!(consumers[0].script_name(), Some("my-consumer-worker"));
     assert_eq!(consumers[0].batch_size(), Some(50));
     let ws = worker.settings.as_ref().unwrap();
-    assert_eq!(ws.max_concurrency, Some(10));
+    assert_eq!(ws.max_concurrency, Some(MaxConcurrency::Limit(10)));
+    assert_eq!(
+        consumers[0].max_concurrency(),
+        Some(MaxConcurrency::Limit(10))
+    );
     assert_eq!(ws.max_wait_time, Some(Duration::from_secs(5)));
 
     let Consumer::HttpPull(pull) = &consumers[1] else {
@@ -165,6 +171,151 @@ async fn create_worker_sends_the_script_and_settings() {
     );
     assert_eq!(consumer.dead_letter_queue(), None);
     assert_no_query_and_bodyless_reads(&server).await;
+}
+
+#[tokio::test]
+async fn worker_max_concurrency_null_is_sent_apart_from_absent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_is(consumers_path()))
+        .respond_with(ok(worker_json()))
+        .expect(3)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path_is(consumer_path()))
+        .respond_with(ok(worker_json()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let consumers = client(&server).queue(QUEUE).consumers();
+
+    consumers
+        .create_worker("w")
+        .max_concurrency(MaxConcurrency::PlatformMaximum)
+        .await
+        .unwrap();
+    consumers
+        .create_worker("w")
+        .max_concurrency(4)
+        .await
+        .unwrap();
+    consumers.create_worker("w").batch_size(5).await.unwrap();
+    consumers
+        .update(
+            CONSUMER,
+            WorkerConsumerRequest::new("w").with_max_concurrency(MaxConcurrency::PlatformMaximum),
+        )
+        .await
+        .unwrap();
+
+    let created = bodies(&server, &consumers_path()).await;
+    assert_eq!(
+        created,
+        [
+            json!({"type": "worker", "script_name": "w", "settings": {"max_concurrency": null}}),
+            json!({"type": "worker", "script_name": "w", "settings": {"max_concurrency": 4}}),
+            json!({"type": "worker", "script_name": "w", "settings": {"batch_size": 5}}),
+        ]
+    );
+    // `null` is really on the wire, not merely equal to an absent key after parsing.
+    let raw = &requests(&server, &consumers_path()).await[0].body;
+    assert!(
+        std::str::from_utf8(raw)
+            .unwrap()
+            .contains(r#""max_concurrency":null"#),
+        "{}",
+        String::from_utf8_lossy(raw)
+    );
+    assert!(
+        !created[2]["settings"]
+            .as_object()
+            .unwrap()
+            .contains_key("max_concurrency"),
+        "unset means the key is absent"
+    );
+    assert_eq!(
+        bodies(&server, &consumer_path()).await,
+        [json!({"type": "worker", "script_name": "w", "settings": {"max_concurrency": null}})]
+    );
+}
+
+#[tokio::test]
+async fn worker_environment_name_is_sent_when_given() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_is(consumers_path()))
+        .and(body_json(json!({
+            "type": "worker",
+            "script_name": "my-consumer-worker",
+            "environment_name": "production",
+            "settings": {"max_concurrency": null}
+        })))
+        .respond_with(ok(worker_json()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path_is(consumer_path()))
+        .and(body_json(json!({
+            "type": "worker",
+            "script_name": "my-consumer-worker",
+            "environment_name": ""
+        })))
+        .respond_with(ok(worker_json()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let consumers = client(&server).queue(QUEUE).consumers();
+    consumers
+        .create_worker("my-consumer-worker")
+        .environment_name("production")
+        .max_concurrency(MaxConcurrency::PlatformMaximum)
+        .await
+        .unwrap();
+    // The empty string is what wrangler sends for the default environment.
+    consumers
+        .update(
+            CONSUMER,
+            WorkerConsumerRequest::new("my-consumer-worker").with_environment_name(""),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn worker_responses_with_null_concurrency_and_unmodelled_fields_decode() {
+    let server = MockServer::start().await;
+    let mut worker = worker_json();
+    worker["settings"]["max_concurrency"] = json!(null);
+    worker["environment_name"] = json!("staging");
+    worker["settings"]["some_future_setting"] = json!({"on": true});
+    let notification = json!({
+        "type": "notification", "consumer_id": "c-notify", "queue_name": "example-queue",
+        "destination": {"kind": "webhook", "url": "https://example.com/hook"}
+    });
+    Mock::given(method("GET"))
+        .and(path_is(consumers_path()))
+        .respond_with(ok(json!([worker, notification])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let consumers = client(&server)
+        .queue(QUEUE)
+        .consumers()
+        .list()
+        .await
+        .unwrap();
+    assert_eq!(
+        consumers[0].max_concurrency(),
+        Some(MaxConcurrency::PlatformMaximum)
+    );
+    assert_eq!(consumers[0].batch_size(), Some(50));
+    let Consumer::Unknown(raw) = &consumers[1] else {
+        panic!("{:?}", consumers[1])
+    };
+    assert_eq!(raw["destination"]["kind"], "webhook");
+    assert_eq!(consumers[1].consumer_id(), Some("c-notify"));
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 mod common;
 
 use cloudflare_queues::Error;
-use cloudflare_queues::models::{Consumer, Jurisdiction, Producer};
+use cloudflare_queues::models::{Consumer, Jurisdiction, MaxConcurrency, Producer};
 use common::*;
 use serde_json::json;
 use std::time::{Duration, UNIX_EPOCH};
@@ -149,7 +149,7 @@ async fn get_decodes_settings_consumers_and_producers() {
     assert_eq!(ws.retry_delay, Some(Duration::from_secs(10)));
     assert_eq!(
         (ws.batch_size, ws.max_concurrency, ws.max_retries),
-        (Some(50), Some(10), Some(3))
+        (Some(50), Some(MaxConcurrency::Limit(10)), Some(3))
     );
     assert_eq!(
         queue.consumers[0].consumer_id(),
@@ -313,7 +313,81 @@ async fn metrics_ask_for_json_and_decode() {
 }
 
 #[tokio::test]
-async fn find_by_name_walks_pages_until_the_name_turns_up() {
+async fn list_filters_by_name_with_the_parameter_repeated() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_is(path("/queues")))
+        .respond_with(ok_page(
+            json!([queue_json("q1", "emails"), queue_json("q2", "orders")]),
+            json!({"page": 1, "per_page": 20, "total_pages": 1, "total_count": 2}),
+        ))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let queues = client(&server).queues();
+    let page = queues.list().name("orders").name("emails").await.unwrap();
+    assert_eq!(page.items.len(), 2);
+    queues.list().page(2).name("orders").await.unwrap();
+    assert_eq!(
+        queries(&server, &path("/queues")).await,
+        [
+            Some("name=orders&name=emails".to_owned()),
+            Some("page=2&name=orders".to_owned()),
+        ]
+    );
+    assert!(matches!(
+        queues.list().name(" ").await.unwrap_err(),
+        Error::InvalidInput { field, .. } if field == "name"
+    ));
+}
+
+#[tokio::test]
+async fn find_by_name_is_one_filtered_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_is(path("/queues")))
+        .and(wiremock::matchers::query_param("name", "orders"))
+        .respond_with(ok_page(
+            json!([queue_json("id-orders", "orders")]),
+            json!({"page": 1, "per_page": 20, "total_pages": 1, "total_count": 1}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let found = client(&server)
+        .queues()
+        .find_by_name("orders")
+        .await
+        .unwrap();
+    assert_eq!(found.unwrap().queue_id.as_deref(), Some("id-orders"));
+    assert_eq!(
+        queries(&server, &path("/queues")).await,
+        [Some("page=1&name=orders".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn find_by_name_with_a_filtered_empty_answer_stops_at_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_is(path("/queues")))
+        .respond_with(ok_page(
+            json!([]),
+            json!({"page": 1, "per_page": 20, "total_pages": 0, "total_count": 0}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let found = client(&server)
+        .queues()
+        .find_by_name("orders")
+        .await
+        .unwrap();
+    assert_eq!(found, None);
+}
+
+#[tokio::test]
+async fn find_by_name_walks_pages_when_the_server_ignores_the_filter() {
     let server = MockServer::start().await;
     let info = |page: u32| json!({"page": page, "per_page": 2, "total_pages": 3, "total_count": 6});
     for (page, names) in [(1, ["a", "b"]), (2, ["c", "orders"])] {
@@ -342,6 +416,35 @@ async fn find_by_name_walks_pages_until_the_name_turns_up() {
         .await
         .unwrap();
     assert_eq!(found.unwrap().queue_id.as_deref(), Some("id-orders"));
+    // Every page still asks for the name: a server may honour it on later pages.
+    assert_eq!(
+        queries(&server, &path("/queues")).await,
+        [
+            Some("page=1&name=orders".to_owned()),
+            Some("page=2&name=orders".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn find_by_name_stops_when_the_server_ignores_filter_and_page() {
+    let server = MockServer::start().await;
+    // The same page whatever is asked, and no total to stop on.
+    Mock::given(method("GET"))
+        .and(path_is(path("/queues")))
+        .respond_with(ok_page(
+            json!([queue_json("q1", "a"), queue_json("q2", "b")]),
+            json!({"per_page": 2}),
+        ))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let found = client(&server)
+        .queues()
+        .find_by_name("orders")
+        .await
+        .unwrap();
+    assert_eq!(found, None, "the repeated page ends the walk");
 }
 
 #[tokio::test]

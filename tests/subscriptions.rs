@@ -126,6 +126,110 @@ async fn create_sends_source_destination_and_events() {
     assert_no_query_and_bodyless_reads(&server).await;
 }
 
+/// A subscription as the server answers, with `source` as given.
+fn subscription_json(source: serde_json::Value, events: &[&str]) -> serde_json::Value {
+    json!({
+        "id": SUBSCRIPTION, "name": "s", "enabled": true, "source": source,
+        "destination": {"type": "queues.queue", "queue_id": QUEUE}, "events": events,
+        "created_at": "2026-07-20T09:00:00.000Z", "modified_at": "2026-07-20T09:00:00.000Z"
+    })
+}
+
+#[tokio::test]
+async fn the_newer_sources_have_their_wire_shapes() {
+    let cases = [
+        (
+            EventSource::Artifacts,
+            json!({"type": "artifacts"}),
+            vec![
+                "repo.created",
+                "repo.deleted",
+                "repo.forked",
+                "repo.imported",
+            ],
+        ),
+        (
+            EventSource::artifacts_repo("my-namespace", "my-repo"),
+            json!({"type": "artifacts.repo", "namespace": "my-namespace", "repo_name": "my-repo"}),
+            vec![
+                "pushed",
+                "cloned",
+                "fetched",
+                "token.created",
+                "token.revoked",
+            ],
+        ),
+        (
+            EventSource::email_sending("023e105f4ecef8ad9ca31a8372d0c353", "mail.example.com"),
+            json!({
+                "type": "email.sending",
+                "zone_id": "023e105f4ecef8ad9ca31a8372d0c353",
+                "domain": "mail.example.com"
+            }),
+            vec!["message.delivered", "message.bounced", "message.complained"],
+        ),
+    ];
+    for (source, wire, events) in cases {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path_is(subscriptions_path()))
+            .and(body_json(json!({
+                "name": "s",
+                "source": wire,
+                "destination": {"type": "queues.queue", "queue_id": QUEUE},
+                "events": events
+            })))
+            .respond_with(ok(subscription_json(wire.clone(), &events)))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let sub = client(&server)
+            .event_subscriptions()
+            .create("s", source.clone(), QUEUE, events.clone())
+            .await
+            .unwrap();
+        assert_eq!(sub.source, source, "{wire}");
+        assert!(!matches!(sub.source, EventSource::Unknown(_)), "{wire}");
+        assert_eq!(sub.source.kind(), wire["type"].as_str());
+    }
+}
+
+#[tokio::test]
+async fn documented_sources_without_request_fields_stay_unknown() {
+    let server = MockServer::start().await;
+    let sources = [
+        json!({"type": "access"}),
+        json!({"type": "browserRun"}),
+        json!({"type": "stream"}),
+        json!({"type": "stream.liveInput", "live_input_id": "li-1"}),
+    ];
+    let items: Vec<_> = sources
+        .iter()
+        .map(|s| subscription_json(s.clone(), &["x.happened"]))
+        .collect();
+    Mock::given(method("GET"))
+        .and(path_is(subscriptions_path()))
+        .respond_with(ok_page(
+            json!(items),
+            json!({"count": 4, "page": 1, "per_page": 20, "total_count": 4, "total_pages": 1}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let page = client(&server).event_subscriptions().list().await.unwrap();
+    let kinds: Vec<_> = page.items.iter().map(|s| s.source.kind()).collect();
+    assert_eq!(
+        kinds,
+        cloudflare_queues::models::UNPUBLISHED_SOURCE_KINDS
+            .iter()
+            .map(|k| Some(*k))
+            .collect::<Vec<_>>()
+    );
+    for (sub, wire) in page.items.iter().zip(&sources) {
+        assert_eq!(sub.source, EventSource::Unknown(wire.clone()));
+    }
+}
+
 #[tokio::test]
 async fn get_fetches_one_subscription() {
     let server = MockServer::start().await;

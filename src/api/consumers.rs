@@ -2,7 +2,9 @@
 
 use super::{QueueHandle, request_future};
 use crate::error::{Error, Result};
-use crate::models::{Consumer, ConsumerRequest, HttpPullConsumerRequest, WorkerConsumerRequest};
+use crate::models::{
+    Consumer, ConsumerRequest, HttpPullConsumerRequest, MaxConcurrency, WorkerConsumerRequest,
+};
 use crate::ops;
 use crate::retry::RetryPolicy;
 use crate::transport::{Call, Operation};
@@ -245,9 +247,18 @@ impl CreateWorkerConsumer {
         self
     }
 
-    /// Most concurrent invocations, at least 1 (unset: the platform maximum).
-    pub fn max_concurrency(mut self, n: u32) -> Self {
-        self.request = self.request.with_max_concurrency(n);
+    /// Most concurrent invocations: a number of at least 1, or
+    /// [`MaxConcurrency::PlatformMaximum`] to send `null`, which asks for the platform's
+    /// maximum (Cloudflare's recommendation). Not calling this leaves the field out.
+    pub fn max_concurrency(mut self, limit: impl Into<MaxConcurrency>) -> Self {
+        self.request = self.request.with_max_concurrency(limit);
+        self
+    }
+
+    /// The Worker environment that consumes, such as `production` (the default
+    /// environment when unset).
+    pub fn environment_name(mut self, environment: impl Into<String>) -> Self {
+        self.request = self.request.with_environment_name(environment);
         self
     }
 

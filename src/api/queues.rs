@@ -49,6 +49,7 @@ impl Queues {
             client: self.client.clone(),
             page: None,
             per_page: None,
+            names: Vec::new(),
             retry: None,
         }
     }
@@ -71,8 +72,10 @@ impl Queues {
     /// Finds a queue by its name, the way wrangler and the dashboard refer to queues.
     /// Resolves to `None` when no queue has that name.
     ///
-    /// The API has no lookup by name, so this walks the queue listing page by page and
-    /// stops at the first match.
+    /// One request: the listing filtered by `name` (as wrangler asks). Only if the
+    /// server ignores the filter and answers with other queues does this go on through
+    /// the listing page by page, stopping at the first exact match (or when the server
+    /// repeats a page, see [`PageStream`]).
     pub fn find_by_name(&self, name: impl Into<String>) -> FindQueue {
         FindQueue {
             list: self.list(),
@@ -187,6 +190,7 @@ pub struct ListQueues {
     client: Client,
     page: Option<u32>,
     per_page: Option<u32>,
+    names: Vec<String>,
     retry: Option<RetryPolicy>,
 }
 
@@ -204,6 +208,13 @@ impl ListQueues {
         self
     }
 
+    /// Lists only the queue with this exact name; call it again to ask for several
+    /// names at once (each is sent as its own `name` parameter).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.names.push(name.into());
+        self
+    }
+
     /// Overrides the client's retry policy for this request (each page's, when streaming).
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
@@ -214,10 +225,16 @@ impl ListQueues {
     pub async fn send(self) -> Result<Page<Queue>> {
         // The API documents no ceiling for queue pages, so only the floor is checked.
         check_paging(self.page, self.per_page, None)?;
-        let call = Call::new(ops::LIST_QUEUES, &[])
+        for name in &self.names {
+            check_not_blank("name", name)?;
+        }
+        let mut call = Call::new(ops::LIST_QUEUES, &[])
             .query("page", self.page)
-            .query("per_page", self.per_page)
-            .retry(self.retry.as_ref());
+            .query("per_page", self.per_page);
+        for name in &self.names {
+            call = call.query("name", Some(name));
+        }
+        let call = call.retry(self.retry.as_ref());
         let reply = self.client.execute::<Option<Vec<Queue>>>(call).await?;
         Ok(Page::new(
             reply.result.unwrap_or_default(),
@@ -248,10 +265,11 @@ impl FindQueue {
         self
     }
 
-    /// Walks the listing until a queue with this exact name turns up.
+    /// Asks for the queue by name; walks further pages only while the server answers
+    /// with other queues.
     pub async fn send(self) -> Result<Option<Queue>> {
         check_not_blank("name", &self.name)?;
-        let mut queues = self.list.into_stream();
+        let mut queues = self.list.name(self.name.clone()).into_stream();
         while let Some(queue) = queues.next().await {
             let queue = queue?;
             if queue.queue_name.as_deref() == Some(self.name.as_str()) {

@@ -25,6 +25,26 @@ use std::time::Duration;
 
 type Params = HashMap<String, String>;
 
+/// The query string as sent, in order: a parameter may repeat (`name=a&name=b`).
+type QueryPairs = Vec<(String, String)>;
+
+/// The first value of query parameter `name`.
+fn query_value<'q>(query: &'q QueryPairs, name: &str) -> Option<&'q str> {
+    query
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+/// Every value of query parameter `name`, in order.
+fn query_values(query: &QueryPairs, name: &str) -> Vec<String> {
+    query
+        .iter()
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value.clone())
+        .collect()
+}
+
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let mut by_path: BTreeMap<&'static str, MethodRouter<Arc<Shared>>> = BTreeMap::new();
     for op in ops::ALL {
@@ -38,7 +58,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         let this = op.clone();
         let handler = move |State(s): State<Arc<Shared>>,
                             Path(params): Path<Params>,
-                            Query(query): Query<Params>,
+                            Query(query): Query<QueryPairs>,
                             headers: HeaderMap,
                             body: Bytes| {
             let op = this.clone();
@@ -82,7 +102,7 @@ async fn handle(
     s: Arc<Shared>,
     op: Operation,
     params: Params,
-    query: Params,
+    query: QueryPairs,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -112,7 +132,7 @@ async fn respond(
     s: &Shared,
     op: &Operation,
     params: &Params,
-    query: &Params,
+    query: &QueryPairs,
     headers: &HeaderMap,
     body: &Bytes,
     fault: Option<Fault>,
@@ -199,9 +219,9 @@ fn param<'p>(params: &'p Params, name: &str) -> &'p str {
     params.get(name).map_or("", String::as_str)
 }
 
-fn page_query(query: &Params, default_per_page: u64) -> Result<(u64, u64), Reject> {
+fn page_query(query: &QueryPairs, default_per_page: u64) -> Result<(u64, u64), Reject> {
     let num = |name: &str, default: u64| -> Result<u64, Reject> {
-        match query.get(name) {
+        match query_value(query, name) {
             None => Ok(default),
             Some(v) => v
                 .parse()
@@ -215,7 +235,7 @@ fn dispatch(
     s: &Shared,
     op: &Operation,
     params: &Params,
-    query: &Params,
+    query: &QueryPairs,
     body: &Bytes,
     now: u64,
 ) -> Result<Success, Reject> {
@@ -224,7 +244,9 @@ fn dispatch(
     let mut world = s.world();
     if id == ops::LIST_QUEUES.id {
         let (page, per_page) = page_query(query, 100)?;
-        let (queues, info) = world.list_queues(page, per_page, now);
+        // `name` repeats for several names, as wrangler sends it; none means all queues.
+        let names = query_values(query, "name");
+        let (queues, info) = world.list_queues(page, per_page, &names, now);
         let mut out = result(&queues)?;
         out.info = Some(info);
         Ok(out)
@@ -305,8 +327,8 @@ fn dispatch(
         result(&world.purge_status(queue_id, now)?)
     } else if id == ops::LIST_SUBSCRIPTIONS.id {
         let (page, per_page) = page_query(query, 20)?;
-        let order = SubscriptionOrder::from(query.get("order").map_or("name", String::as_str));
-        let direction = SortDirection::from(query.get("direction").map_or("asc", String::as_str));
+        let order = SubscriptionOrder::from(query_value(query, "order").unwrap_or("name"));
+        let direction = SortDirection::from(query_value(query, "direction").unwrap_or("asc"));
         let (subs, info) = world.list_subscriptions(page, per_page, &order, &direction);
         let mut out = result(&subs)?;
         out.info = Some(info);

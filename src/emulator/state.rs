@@ -20,7 +20,7 @@ use crate::limits::{self, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES
 use crate::models::{
     AckRequest, AckResult, AckWarning, Consumer, ConsumerRequest, CreateQueueRequest,
     CreateSubscriptionRequest, EventSubscription, HttpPullConsumer, HttpPullConsumerSettings,
-    Message, PeekResult, PeekedMessage, PullResult, PulledMessage, PurgeMessageError,
+    Jurisdiction, Message, PeekResult, PeekedMessage, PullResult, PulledMessage, PurgeMessageError,
     PurgeMessagesResult, PurgeStatus, PushContentType, PushResult, Queue, QueueMetrics,
     QueueSettings, ResultInfo, ResultMetadata, SortDirection, SubscriptionOrder,
     UpdateQueueRequest, UpdateSubscriptionRequest, WorkerConsumer,
@@ -195,6 +195,8 @@ pub(crate) struct QueueState {
     created_ms: u64,
     modified_ms: u64,
     settings: Settings,
+    /// Where the queue's data is kept; set at create only, returned on every read.
+    jurisdiction: Option<Jurisdiction>,
     consumer: Option<ConsumerState>,
     live: HashMap<u64, Stored>,
     /// Deliverable order: (available at, seq).
@@ -225,6 +227,7 @@ impl QueueState {
             created_ms: now,
             modified_ms: now,
             settings,
+            jurisdiction: None,
             consumer: None,
             live: HashMap::new(),
             ready: BTreeSet::new(),
@@ -416,7 +419,7 @@ impl QueueState {
             consumers,
             producers: Vec::new(),
             producers_total_count: Some(0),
-            jurisdiction: None,
+            jurisdiction: self.jurisdiction.clone(),
         }
     }
 }
@@ -573,26 +576,33 @@ impl World {
         }
         let settings = apply_settings(Settings::default(), req.settings.as_ref())?;
         let id = self.rng.hex(16);
-        let q = QueueState::new(
+        let mut q = QueueState::new(
             id.clone(),
             req.queue_name.clone(),
             now,
             settings,
             self.rate_limit,
         );
+        q.jurisdiction = req.jurisdiction;
         let model = q.to_model();
         self.queues.insert(id.clone(), q);
         self.by_name.insert(req.queue_name, id);
         Ok(model)
     }
 
+    /// Queues sorted by name, only those named in `names` when it is not empty.
     pub(crate) fn list_queues(
         &mut self,
         page: u64,
         per_page: u64,
+        names: &[String],
         now: u64,
     ) -> (Vec<Queue>, ResultInfo) {
-        let mut all: Vec<&String> = self.by_name.keys().collect();
+        let mut all: Vec<&String> = self
+            .by_name
+            .keys()
+            .filter(|name| names.is_empty() || names.contains(name))
+            .collect();
         all.sort();
         let ids: Vec<String> = all
             .iter()

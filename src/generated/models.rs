@@ -53,6 +53,18 @@ pub struct AckResult {
     pub warnings: Vec<crate::codec::AckWarning>,
 }
 
+/// Events of one Artifacts repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub struct ArtifactsRepoSource {
+    /// The repository's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The repository's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_name: Option<String>,
+}
+
 /// Body of a batch publish.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
@@ -208,6 +220,18 @@ pub struct CreateSubscriptionRequest {
     pub source: EventSource,
 }
 
+/// Delivery events of mail sent from one domain of a zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub struct EmailSendingSource {
+    /// The sending domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// The zone that sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_id: Option<String>,
+}
+
 /// Where a subscription's events go; a queue is the only kind.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -253,7 +277,7 @@ impl<'de> Deserialize<'de> for EventDestination {
     }
 }
 
-/// Where a subscription's events come from.
+/// Where a subscription's events come from. Sources documented without published request fields (access, browserRun, stream, stream.liveInput) decode as Unknown.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum EventSource {
@@ -275,6 +299,12 @@ pub enum EventSource {
     WorkflowsWorkflow(WorkflowsWorkflowSource),
     /// Events of one Worker script (newer than the others; seen in the official SDKs). (`type: "workers.script"`)
     WorkersScript(WorkersScriptSource),
+    /// Events of every Artifacts repository in the account. (`type: "artifacts"`)
+    Artifacts,
+    /// Events of one Artifacts repository. (`type: "artifacts.repo"`)
+    ArtifactsRepo(ArtifactsRepoSource),
+    /// Delivery events of mail sent from one domain of a zone. (`type: "email.sending"`)
+    EmailSending(EmailSendingSource),
     /// A kind this crate does not know yet, kept as the raw JSON object.
     Unknown(serde_json::Value),
 }
@@ -292,6 +322,9 @@ impl EventSource {
             Self::WorkersBuildsWorker(_) => Some("workersBuilds.worker"),
             Self::WorkflowsWorkflow(_) => Some("workflows.workflow"),
             Self::WorkersScript(_) => Some("workers.script"),
+            Self::Artifacts => Some("artifacts"),
+            Self::ArtifactsRepo(_) => Some("artifacts.repo"),
+            Self::EmailSending(_) => Some("email.sending"),
             Self::Unknown(raw) => raw.get("type").and_then(serde_json::Value::as_str),
         }
     }
@@ -319,6 +352,13 @@ impl Serialize for EventSource {
             Self::WorkersScript(inner) => {
                 crate::codec::serialize_tagged(serializer, "type", "workers.script", inner)
             }
+            Self::Artifacts => crate::codec::serialize_tagged(serializer, "type", "artifacts", &()),
+            Self::ArtifactsRepo(inner) => {
+                crate::codec::serialize_tagged(serializer, "type", "artifacts.repo", inner)
+            }
+            Self::EmailSending(inner) => {
+                crate::codec::serialize_tagged(serializer, "type", "email.sending", inner)
+            }
             Self::Unknown(raw) => raw.serialize(serializer),
         }
     }
@@ -345,6 +385,9 @@ impl<'de> Deserialize<'de> for EventSource {
                 crate::codec::from_tagged(raw).map(Self::WorkflowsWorkflow)
             }
             Some("workers.script") => crate::codec::from_tagged(raw).map(Self::WorkersScript),
+            Some("artifacts") => Ok(Self::Artifacts),
+            Some("artifacts.repo") => crate::codec::from_tagged(raw).map(Self::ArtifactsRepo),
+            Some("email.sending") => crate::codec::from_tagged(raw).map(Self::EmailSending),
             _ => Ok(Self::Unknown(raw)),
         }
     }
@@ -716,7 +759,7 @@ pub struct PurgeQueueRequest {
     pub delete_messages_permanently: bool,
 }
 
-/// Status of the last purge. completed is typed as a string by Cloudflare; true/false and "true"/"false" are both read.
+/// Status of the last purge. completed is typed as a string by Cloudflare and the official SDKs; it is written as "true" or "false", and booleans and "true"/"false" are both read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
 pub struct PurgeStatus {
@@ -1137,6 +1180,9 @@ pub struct WorkerConsumerRequest {
     /// Name of the queue that receives messages past max_retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_queue: Option<String>,
+    /// Environment of the consuming Worker; the API treats an empty string as the default environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_name: Option<String>,
     /// The consuming Worker.
     #[serde(default)]
     pub script_name: String,
@@ -1156,13 +1202,13 @@ pub struct WorkerConsumerSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub batch_size: Option<u32>,
-    /// Most concurrent consumer invocations; unset means the platform maximum.
+    /// Most concurrent consumer invocations. null asks for the platform's maximum (recommended), which is not the same as leaving the field out.
     #[serde(
         default,
-        with = "crate::codec::opt_flex_u32",
+        deserialize_with = "crate::codec::present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub max_concurrency: Option<u32>,
+    pub max_concurrency: Option<crate::models::MaxConcurrency>,
     /// Deliveries before a message is dead-lettered or dropped (0 to 100).
     #[serde(
         default,

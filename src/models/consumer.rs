@@ -7,7 +7,49 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::limits;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::Duration;
+
+/// How many invocations of a Worker consumer may run at once.
+///
+/// In [`WorkerConsumerSettings::max_concurrency`], `None` leaves the field out of the
+/// request (the server keeps its current value or default) while
+/// `Some(MaxConcurrency::PlatformMaximum)` sends `null`, which asks for the platform's
+/// maximum, the setting Cloudflare recommends. A `u32` converts into a
+/// [`Limit`](Self::Limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MaxConcurrency {
+    /// Scale up to the platform's maximum (`null` on the wire).
+    PlatformMaximum,
+    /// At most this many concurrent invocations, at least 1.
+    Limit(u32),
+}
+
+impl From<u32> for MaxConcurrency {
+    fn from(limit: u32) -> Self {
+        MaxConcurrency::Limit(limit)
+    }
+}
+
+impl Serialize for MaxConcurrency {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            MaxConcurrency::PlatformMaximum => serializer.serialize_none(),
+            MaxConcurrency::Limit(n) => serializer.serialize_u64(u64::from(*n)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MaxConcurrency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Null => Ok(MaxConcurrency::PlatformMaximum),
+            number => crate::codec::flex_u32::deserialize(number)
+                .map(MaxConcurrency::Limit)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
 
 impl Consumer {
     /// The consumer's id, needed to update or delete it.
@@ -73,6 +115,15 @@ impl Consumer {
             Consumer::Worker(c) => c.settings.as_ref()?.batch_size,
             Consumer::HttpPull(c) => c.settings.as_ref()?.batch_size,
             Consumer::Unknown(_) => None,
+        }
+    }
+
+    /// Configured concurrency of a Worker consumer, when the server reported one
+    /// (`null` reads as [`MaxConcurrency::PlatformMaximum`]).
+    pub fn max_concurrency(&self) -> Option<MaxConcurrency> {
+        match self {
+            Consumer::Worker(c) => c.settings.as_ref()?.max_concurrency,
+            Consumer::HttpPull(_) | Consumer::Unknown(_) => None,
         }
     }
 
@@ -165,10 +216,20 @@ impl WorkerConsumerRequest {
         self
     }
 
-    /// Most concurrent invocations, at least 1 (unset: the platform maximum).
+    /// Most concurrent invocations: a number of at least 1, or
+    /// [`MaxConcurrency::PlatformMaximum`] (sent as `null`, Cloudflare's recommendation).
+    /// Not calling this leaves the field out of the request.
     #[must_use]
-    pub fn with_max_concurrency(mut self, n: u32) -> Self {
-        self.settings_mut().max_concurrency = Some(n);
+    pub fn with_max_concurrency(mut self, limit: impl Into<MaxConcurrency>) -> Self {
+        self.settings_mut().max_concurrency = Some(limit.into());
+        self
+    }
+
+    /// The Worker environment that consumes (the server's default environment when
+    /// unset; the API reads an empty string the same way).
+    #[must_use]
+    pub fn with_environment_name(mut self, environment: impl Into<String>) -> Self {
+        self.environment_name = Some(environment.into());
         self
     }
 
@@ -225,10 +286,10 @@ impl ConsumerRequest {
                 check_dead_letter_queue(w.dead_letter_queue.as_deref())?;
                 let Some(s) = &w.settings else { return Ok(()) };
                 check_common(s.batch_size, s.max_retries, s.retry_delay)?;
-                if s.max_concurrency == Some(0) {
+                if s.max_concurrency == Some(MaxConcurrency::Limit(0)) {
                     return Err(Error::invalid(
                         "max_concurrency",
-                        "0 is out of range; must be at least 1 (leave it unset for the platform maximum)",
+                        "0 is out of range; must be at least 1 (or MaxConcurrency::PlatformMaximum)",
                     ));
                 }
                 if let Some(wait) = s.max_wait_time {
@@ -333,6 +394,47 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&worker).unwrap(),
             json!({"type": "worker", "script_name": "w", "settings": {"max_wait_time_ms": 5000}})
+        );
+    }
+
+    #[test]
+    fn max_concurrency_keeps_null_apart_from_absent() {
+        let body = |r: WorkerConsumerRequest| {
+            serde_json::to_value(ConsumerRequest::from(r)).unwrap()["settings"].clone()
+        };
+        assert_eq!(
+            body(
+                WorkerConsumerRequest::new("w")
+                    .with_max_concurrency(MaxConcurrency::PlatformMaximum)
+            ),
+            json!({"max_concurrency": null})
+        );
+        assert_eq!(
+            body(WorkerConsumerRequest::new("w").with_max_concurrency(4)),
+            json!({"max_concurrency": 4})
+        );
+        assert_eq!(
+            body(WorkerConsumerRequest::new("w").with_batch_size(5)),
+            json!({"batch_size": 5})
+        );
+
+        let settings = |v: serde_json::Value| {
+            serde_json::from_value::<WorkerConsumerSettings>(v)
+                .unwrap()
+                .max_concurrency
+        };
+        assert_eq!(
+            settings(json!({"max_concurrency": null})),
+            Some(MaxConcurrency::PlatformMaximum)
+        );
+        assert_eq!(
+            settings(json!({"max_concurrency": 10.0})),
+            Some(MaxConcurrency::Limit(10))
+        );
+        assert_eq!(settings(json!({})), None);
+        assert!(
+            serde_json::from_value::<WorkerConsumerSettings>(json!({"max_concurrency": 1.5}))
+                .is_err()
         );
     }
 

@@ -15,6 +15,8 @@ mod pull;
 mod queue;
 mod subscription;
 
+pub use consumer::MaxConcurrency;
 pub use message::{CONTENT_TYPE_KEY, ContentType};
 pub(crate) use message::{body_error, decode_payload, millis_to_time, payload_json, payload_text};
 pub use pull::{PullResult, RejectedMessage};
+pub use subscription::UNPUBLISHED_SOURCE_KINDS;

@@ -17,6 +17,9 @@
 //!   `x-rust-variant` names a union variant, `x-rust-handwritten` skips a schema that
 //!   lives in handwritten code, `x-rust-op` names an operation constant and
 //!   `x-idempotent` overrides the method's default idempotency.
+//! * A property that refers to a handwritten schema marked `nullable: true` keeps
+//!   "absent" (`None`) apart from "sent as null" (`Some` of the handwritten type, which
+//!   decides what null means).
 
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -175,8 +178,20 @@ impl<'a> Spec<'a> {
             });
         }
 
+        let nullable = self.nullable(&ctx, prop)?;
         let (base, base_default, collection) = self.value_type(&ctx, prop)?;
-        let (ty, attrs, default) = if let Some(empty_check) = collection {
+        let (ty, attrs, default) = if nullable {
+            if required {
+                return Err(format!("{ctx}: a nullable field must be optional"));
+            }
+            // `None` is "absent"; `Some` holds whatever was sent, null included, and the
+            // handwritten type says what null means.
+            (
+                format!("Option<{base}>"),
+                "default, deserialize_with = \"crate::codec::present\", skip_serializing_if = \"Option::is_none\"".to_owned(),
+                true,
+            )
+        } else if let Some(empty_check) = collection {
             let attrs = if required {
                 "default".to_owned()
             } else {
@@ -202,6 +217,28 @@ impl<'a> Spec<'a> {
             doc,
             default,
         })
+    }
+
+    /// Whether `null` is a value of its own for this property (not the same as absent).
+    /// Only a `$ref` to a handwritten schema marked `nullable` can say so: generated
+    /// types have no way to tell what null means.
+    fn nullable(&self, ctx: &str, prop: &Value) -> Result<bool, String> {
+        if prop.get("nullable").is_some() {
+            return Err(format!(
+                "{ctx}: mark the referenced handwritten schema nullable, not the property"
+            ));
+        }
+        let Some(target) = ref_name(prop) else {
+            return Ok(false);
+        };
+        let schema = self.schema(target)?;
+        let nullable = schema.get("nullable").and_then(Value::as_bool) == Some(true);
+        if nullable && schema.get("x-rust-handwritten").is_none() {
+            return Err(format!(
+                "{ctx}: nullable `{target}` must be handwritten (x-rust-handwritten)"
+            ));
+        }
+        Ok(nullable)
     }
 
     /// Rust type of a property value: (type, derives Default, emptiness check for collections).
