@@ -19,6 +19,10 @@ pub const MAX_BATCH_MESSAGES: usize = 100;
 /// Most messages one pull can lease.
 pub const MAX_PULL_BATCH: u32 = 100;
 
+/// Most leases one extension request carries. Unpublished: the crate uses the pull and
+/// ack batch size, and splits longer lists.
+pub const MAX_EXTEND_BATCH: usize = 100;
+
 /// Most messages a consumer may be configured to receive per batch.
 pub const MAX_CONSUMER_BATCH: u32 = 100;
 

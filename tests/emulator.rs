@@ -1,7 +1,7 @@
 //! The emulator's rules, exercised through the crate's own client.
 
 use cloudflare_queues::emulator::{Emulator, Fault, FaultPlan, Latency, MessageState, SeedMessage};
-use cloudflare_queues::models::{ContentType, EventSource, Message};
+use cloudflare_queues::models::{ContentType, EventSource, ExtensionOutcome, Message};
 use cloudflare_queues::{BodyErrorKind, Client, Error, ErrorCode, QueueHandle, RetryPolicy, ops};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -739,4 +739,143 @@ async fn the_request_counters_and_every_operation_is_served() {
         );
     }
     assert_eq!(emu.total_requests(), 2 + ops::ALL.len() as u64);
+}
+
+#[tokio::test]
+async fn extended_leases_get_new_ids_and_deadlines_without_an_attempt() {
+    let emu = Emulator::start().await.unwrap();
+    let client = emu.client();
+    let q = pull_queue(&client, "extend", 5, 0, None).await;
+    q.send_batch(["a", "b"]).await.unwrap();
+    let pulled = q
+        .pull()
+        .batch_size(2)
+        .visibility_timeout(Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(pulled.messages.len(), 2);
+
+    emu.advance(Duration::from_secs(8));
+    let extended = q
+        .extend_leases(&pulled.messages, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(extended.requests, 1);
+    assert_eq!(extended.extend_count, Some(2));
+    let mut new_leases = Vec::new();
+    for (lease, m) in extended.leases.iter().zip(&pulled.messages) {
+        assert_eq!(lease.lease_id, m.lease_id);
+        match &lease.outcome {
+            ExtensionOutcome::Renewed { lease_id } => {
+                assert_ne!(lease_id, &m.lease_id, "a new lease id");
+                new_leases.push(lease_id.clone());
+            }
+            other => panic!("expected a renewal, got {other:?}"),
+        }
+    }
+
+    // Past the first deadline (10 s) but within the extended one (18 s): still leased.
+    emu.advance(Duration::from_secs(5));
+    assert!(
+        q.pull().await.unwrap().messages.is_empty(),
+        "nothing expired"
+    );
+    let info = emu.messages(q.id());
+    assert!(
+        info.iter()
+            .all(|m| m.state == MessageState::Leased && m.extensions == 1 && m.expiries == 0)
+    );
+
+    // The old lease id still acknowledges (acks are permissive); the new one works too.
+    q.ack()
+        .ack(pulled.messages[0].lease_id.clone())
+        .await
+        .unwrap();
+    q.ack().ack(new_leases[1].clone()).await.unwrap();
+    let info = emu.messages(q.id());
+    assert!(
+        info.iter()
+            .all(|m| m.state == MessageState::Acked && m.deliveries == 1)
+    );
+}
+
+#[tokio::test]
+async fn an_extended_lease_expires_at_its_new_deadline_with_attempts_unchanged() {
+    let emu = Emulator::start().await.unwrap();
+    let client = emu.client();
+    let q = pull_queue(&client, "extend-expiry", 5, 0, None).await;
+    q.send("slow job").await.unwrap();
+    let first = q
+        .pull()
+        .visibility_timeout(Duration::from_secs(10))
+        .await
+        .unwrap();
+    emu.advance(Duration::from_secs(9));
+    q.extend_leases(&first.messages, Duration::from_secs(10))
+        .await
+        .unwrap();
+    // The original expiry (at 10 s) passes without effect...
+    emu.advance(Duration::from_secs(5));
+    assert!(q.pull().await.unwrap().messages.is_empty());
+    // ...the new one (at 19 s) redelivers, as the second attempt, not a third.
+    emu.advance(Duration::from_secs(6));
+    let again = q.pull().await.unwrap();
+    assert_eq!(again.messages.len(), 1);
+    assert_eq!(again.messages[0].attempts, 2);
+    let info = &emu.messages(q.id())[0];
+    assert_eq!((info.deliveries, info.extensions, info.expiries), (2, 1, 1));
+}
+
+#[tokio::test]
+async fn expired_settled_and_unknown_leases_are_not_extended_and_are_named() {
+    let emu = Emulator::start().await.unwrap();
+    let client = emu.client();
+    let q = pull_queue(&client, "extend-late", 5, 0, None).await;
+    q.send_batch(["expires", "acked", "live"]).await.unwrap();
+    let pulled = q
+        .pull()
+        .batch_size(3)
+        .visibility_timeout(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let lease = |body: &str| {
+        pulled
+            .messages
+            .iter()
+            .find(|m| m.text().unwrap() == body)
+            .unwrap()
+            .clone()
+    };
+    let (expires, acked, live) = (lease("expires"), lease("acked"), lease("live"));
+    q.ack().ack(acked.lease_id.clone()).await.unwrap();
+    // Let the first lease run out, then take a fresh lease on `live` alone.
+    emu.advance(Duration::from_secs(5));
+    q.extend_leases([&live], Duration::from_secs(10))
+        .await
+        .unwrap();
+    emu.advance(Duration::from_secs(6));
+    let out = q
+        .extend_leases([&expires, &acked, &live], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out.leases[0].outcome, ExtensionOutcome::NotExtended { warning } if warning.contains("expired")),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out.leases[1].outcome, ExtensionOutcome::NotExtended { warning } if warning.contains("acknowledged")),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out.leases[2].outcome, ExtensionOutcome::Renewed { .. }),
+        "old ids of a live lease still extend: {out:?}"
+    );
+    let unknown = q
+        .extend_leases(["lease-nope"], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&unknown.leases[0].outcome, ExtensionOutcome::NotExtended { warning } if warning.contains("unknown"))
+    );
+    assert_eq!(emu.requests(&ops::EXTEND_LEASES), 3);
 }

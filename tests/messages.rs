@@ -2,8 +2,8 @@
 
 mod common;
 
-use cloudflare_queues::models::{ContentType, Message};
-use cloudflare_queues::{BodyErrorKind, Error};
+use cloudflare_queues::models::{ContentType, ExtensionOutcome, Message};
+use cloudflare_queues::{BodyErrorKind, Error, LeaseToExtend};
 use common::*;
 use serde_json::{Value, json};
 use std::time::{Duration, UNIX_EPOCH};
@@ -383,5 +383,152 @@ async fn ack_checks_input_and_skips_empty_requests() {
     assert!(
         matches!(&e, Error::InvalidInput { field, .. } if field == "retries[0].delay"),
         "{e}"
+    );
+}
+
+#[tokio::test]
+async fn extend_leases_sends_lease_items_and_the_timeout_in_milliseconds() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_is(path(&format!("/queues/{QUEUE}/messages/extend"))))
+        .and(body_json(json!({
+            "extend": [{"lease_id": "l1"}, {"lease_id": "l2"}],
+            "visibility_timeout_ms": 90_000
+        })))
+        .respond_with(ok(json!({"messages": [
+            {"id": "m2", "lease_id": "n2"}, {"id": "m1", "lease_id": "n1"}
+        ], "extendCount": 2})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let out = client(&server)
+        .queue(QUEUE)
+        .extend_leases(
+            [
+                LeaseToExtend::new("l1", "m1"),
+                LeaseToExtend::new("l2", "m2"),
+            ],
+            Duration::from_secs(90),
+        )
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = out.leases.iter().map(|l| l.outcome.clone()).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ExtensionOutcome::Renewed {
+                lease_id: "n1".into()
+            },
+            ExtensionOutcome::Renewed {
+                lease_id: "n2".into()
+            }
+        ],
+        "matched by message id, not by order"
+    );
+    assert_eq!((out.requests, out.extend_count), (1, Some(2)));
+}
+
+#[tokio::test]
+async fn extend_leases_splits_at_100_and_keeps_old_ids_when_new_ones_cannot_be_matched() {
+    let server = MockServer::start().await;
+    // A response this crate cannot read: every lease counts as extended, id unknown.
+    Mock::given(method("POST"))
+        .and(path_is(path(&format!("/queues/{QUEUE}/messages/extend"))))
+        .respond_with(ok(json!({"ok": true})))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let leases: Vec<String> = (0..250).map(|i| format!("l{i}")).collect();
+    let out = client(&server)
+        .queue(QUEUE)
+        .extend_leases(leases.clone(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(out.requests, 3);
+    assert_eq!(out.leases.len(), 250);
+    assert!(
+        out.leases
+            .iter()
+            .all(|l| l.outcome == ExtensionOutcome::ExtendedIdUnknown)
+    );
+    let sizes: Vec<usize> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["extend"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert_eq!(sizes, [100, 100, 50]);
+}
+
+#[tokio::test]
+async fn extend_leases_checks_input_and_skips_empty_requests() {
+    let server = MockServer::start().await;
+    let q = client(&server).queue(QUEUE);
+    let out = q
+        .extend_leases(Vec::<String>::new(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(out.requests, 0);
+    for (leases, timeout) in [
+        (vec!["l".to_owned()], Duration::ZERO),
+        (vec!["l".to_owned()], Duration::from_secs(13 * 3600)),
+        (vec![" ".to_owned()], Duration::from_secs(1)),
+    ] {
+        let e = q.extend_leases(leases, timeout).await.unwrap_err();
+        assert!(matches!(e, Error::InvalidInput { .. }), "{e}");
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_extension_is_not_repeated_after_a_timeout_but_is_after_a_refusal() {
+    // A refusal (503) says nothing was applied: retried. A timeout may have issued new
+    // lease ids: returned, not repeated.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(err(503, 15000, "internal"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ok(json!({})))
+        .mount(&server)
+        .await;
+    client(&server)
+        .queue(QUEUE)
+        .extend_leases(["l"], Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+
+    let slow = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ok(json!({})).set_delay(Duration::from_secs(2)))
+        .mount(&slow)
+        .await;
+    let c = cloudflare_queues::Client::builder()
+        .api_token(TOKEN)
+        .account_id(ACCOUNT)
+        .base_url(format!("{}{PREFIX}", slow.uri()))
+        .retry_policy(fast_retry(3))
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let e = c
+        .queue(QUEUE)
+        .extend_leases(["l"], Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    assert_eq!(
+        slow.received_requests().await.unwrap().len(),
+        1,
+        "not repeated"
     );
 }

@@ -6,8 +6,9 @@ use crate::limits::{
     self, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_PULL_BATCH, MAX_VISIBILITY_TIMEOUT,
 };
 use crate::models::{
-    AckEntry, AckRequest, AckResult, BatchRequest, Message, PullRequest, PullResult, PushResult,
-    QueueMetrics, RetryEntry,
+    AckEntry, AckRequest, AckResult, AckWarning, BatchRequest, ExtendEntry, ExtendRequest,
+    ExtendResult, ExtensionOutcome, Message, PullRequest, PullResult, PulledMessage, PushResult,
+    QueueMetrics, RetryEntry, match_extensions,
 };
 use crate::ops;
 use crate::retry::RetryPolicy;
@@ -68,6 +69,58 @@ impl QueueHandle {
     /// Acknowledges and/or retries leased messages, in one request.
     pub fn ack(&self) -> AckMessages {
         self.ack_request(AckRequest::default())
+    }
+
+    /// Extends the leases of messages still being worked on, without counting an attempt:
+    /// each gets a new lease of `visibility_timeout` from now, and (per Cloudflare) a new
+    /// lease id. Up to 100 leases go in one request; longer lists are split.
+    ///
+    /// ```no_run
+    /// # async fn f(queue: cloudflare_queues::QueueHandle) -> cloudflare_queues::Result<()> {
+    /// use cloudflare_queues::models::ExtensionOutcome;
+    /// use std::time::Duration;
+    /// let batch = queue.pull().batch_size(10).visibility_timeout(Duration::from_secs(60)).await?;
+    /// // Still busy after a while: 60 s more for each.
+    /// let extended = queue.extend_leases(&batch.messages, Duration::from_secs(60)).await?;
+    /// for lease in &extended.leases {
+    ///     match &lease.outcome {
+    ///         ExtensionOutcome::Renewed { lease_id } => println!("ack with {lease_id} from now on"),
+    ///         ExtensionOutcome::ExtendedIdUnknown => println!("keep using {}", lease.lease_id),
+    ///         ExtensionOutcome::NotExtended { warning } => println!("too late: {warning}"),
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The response's shape is not published, so it is read tolerantly (see
+    /// [`match_extensions`](crate::models::match_extensions)): a new lease id is reported
+    /// only when it can be matched to its message safely; otherwise the outcome is
+    /// "extended, new id unknown" and the old lease id, which Cloudflare keeps accepting
+    /// for acks, stays in use. Passing pulled messages (`&PulledMessage`) rather than bare
+    /// lease ids lets new ids be matched by message id.
+    ///
+    /// Not idempotent: an extension is retried only when the server surely did not apply
+    /// it, since new lease ids may have been issued.
+    pub fn extend_leases<I>(&self, leases: I, visibility_timeout: Duration) -> ExtendLeases
+    where
+        I: IntoIterator,
+        I::Item: Into<LeaseToExtend>,
+    {
+        ExtendLeases {
+            queue: self.clone(),
+            leases: leases.into_iter().map(Into::into).collect(),
+            visibility_timeout,
+            retry: None,
+        }
+    }
+
+    /// An extension request with a body built elsewhere (the pull consumer's extender).
+    pub(crate) fn extend_request(&self, body: ExtendRequest) -> ExtendOnce {
+        ExtendOnce {
+            queue: self.clone(),
+            body,
+        }
     }
 
     /// An ack request with a body built elsewhere (the pull consumer's flusher).
@@ -354,6 +407,180 @@ impl AckMessages {
     }
 }
 
+/// A lease to extend: its lease id and, when known, its message id (which lets the new
+/// lease id be matched to it safely).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseToExtend {
+    /// The lease id (the newest known for the message).
+    pub lease_id: String,
+    /// The message's id, when known.
+    pub message_id: Option<String>,
+}
+
+impl LeaseToExtend {
+    /// A lease whose message id is known.
+    pub fn new(lease_id: impl Into<String>, message_id: impl Into<String>) -> Self {
+        LeaseToExtend {
+            lease_id: lease_id.into(),
+            message_id: Some(message_id.into()),
+        }
+    }
+}
+
+impl From<String> for LeaseToExtend {
+    fn from(lease_id: String) -> Self {
+        LeaseToExtend {
+            lease_id,
+            message_id: None,
+        }
+    }
+}
+
+impl From<&str> for LeaseToExtend {
+    fn from(lease_id: &str) -> Self {
+        lease_id.to_owned().into()
+    }
+}
+
+impl From<&PulledMessage> for LeaseToExtend {
+    fn from(m: &PulledMessage) -> Self {
+        LeaseToExtend::new(m.lease_id.clone(), m.id.clone())
+    }
+}
+
+/// What [`ExtendLeases`] did: one entry per lease sent, in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct LeaseExtensions {
+    /// Each lease sent and what became of it.
+    pub leases: Vec<LeaseExtension>,
+    /// Requests made.
+    pub requests: usize,
+    /// Warnings the server did not tie to a lease.
+    pub warnings: Vec<AckWarning>,
+    /// How many leases the server said it extended, summed over the requests that said.
+    pub extend_count: Option<u64>,
+}
+
+/// One lease sent for extension and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseExtension {
+    /// The lease id sent.
+    pub lease_id: String,
+    /// The message id, when it was given.
+    pub message_id: Option<String>,
+    /// What became of it.
+    pub outcome: ExtensionOutcome,
+}
+
+/// Builder returned by [`QueueHandle::extend_leases`].
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is awaited"]
+pub struct ExtendLeases {
+    queue: QueueHandle,
+    leases: Vec<LeaseToExtend>,
+    visibility_timeout: Duration,
+    retry: Option<RetryPolicy>,
+}
+
+impl ExtendLeases {
+    /// Overrides the client's retry policy for these requests.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Checks the input, then sends the requests in order (100 leases each). If a later
+    /// request fails after earlier ones succeeded, the error is
+    /// [`Error::BatchIncomplete`] with the number of leases handled; their old lease ids
+    /// keep working for acks.
+    pub async fn send(self) -> Result<LeaseExtensions> {
+        limits::check_duration(
+            "visibility_timeout",
+            self.visibility_timeout,
+            Duration::from_millis(1),
+            MAX_VISIBILITY_TIMEOUT,
+        )?;
+        for (i, l) in self.leases.iter().enumerate() {
+            if l.lease_id.trim().is_empty() {
+                return Err(Error::invalid(format!("leases[{i}]"), "must not be empty"));
+            }
+        }
+        let total = self.leases.len();
+        let params = [self.queue.id()];
+        let mut out = LeaseExtensions::default();
+        for chunk in self.leases.chunks(limits::MAX_EXTEND_BATCH) {
+            let body = ExtendRequest {
+                extend: chunk
+                    .iter()
+                    .map(|l| ExtendEntry {
+                        lease_id: l.lease_id.clone(),
+                    })
+                    .collect(),
+                visibility_timeout: Some(self.visibility_timeout),
+            };
+            let call = Call::new(ops::EXTEND_LEASES, &params)
+                .json(&body)?
+                .retry(self.retry.as_ref());
+            let result = match self.queue.client.execute::<ExtendResult>(call).await {
+                Ok(reply) => reply.result,
+                Err(err) if out.requests == 0 => return Err(err),
+                Err(err) => {
+                    return Err(Error::BatchIncomplete {
+                        accepted: out.leases.len(),
+                        total,
+                        source: Box::new(err),
+                    });
+                }
+            };
+            out.requests += 1;
+            let sent: Vec<(String, Option<String>)> = chunk
+                .iter()
+                .map(|l| (l.lease_id.clone(), l.message_id.clone()))
+                .collect();
+            let outcomes = match_extensions(&sent, &result);
+            out.leases.extend(
+                chunk
+                    .iter()
+                    .zip(outcomes)
+                    .map(|(l, outcome)| LeaseExtension {
+                        lease_id: l.lease_id.clone(),
+                        message_id: l.message_id.clone(),
+                        outcome,
+                    }),
+            );
+            out.warnings
+                .extend(result.warnings.into_iter().filter(|w| w.lease_id.is_none()));
+            if let Some(n) = result.extend_count {
+                out.extend_count = Some(out.extend_count.unwrap_or(0).saturating_add(n));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One extension request, as built by the pull consumer: no retries (the consumer owns
+/// its retry loop), the raw result back.
+#[derive(Debug)]
+pub(crate) struct ExtendOnce {
+    queue: QueueHandle,
+    body: ExtendRequest,
+}
+
+impl ExtendOnce {
+    pub(crate) async fn send(self) -> Result<ExtendResult> {
+        let params = [self.queue.id()];
+        let none = RetryPolicy::none();
+        let call = Call::new(ops::EXTEND_LEASES, &params)
+            .json(&self.body)?
+            .retry(Some(&none));
+        Ok(self.queue.client.execute(call).await?.result)
+    }
+}
+
+request_future!(ExtendLeases => LeaseExtensions);
 request_future!(SendMessage => PushResult);
 request_future!(SendBatch => BatchReceipt);
 request_future!(PullMessages => PullResult);

@@ -15,7 +15,10 @@ pub use consumers::{
     Consumers, CreateConsumer, CreateHttpPullConsumer, CreateWorkerConsumer, DeleteConsumer,
     GetConsumer, ListConsumers, UpdateConsumer,
 };
-pub use messages::{AckMessages, BatchReceipt, PullMessages, SendBatch, SendMessage};
+pub use messages::{
+    AckMessages, BatchReceipt, ExtendLeases, LeaseExtension, LeaseExtensions, LeaseToExtend,
+    PullMessages, SendBatch, SendMessage,
+};
 pub use purge::{GetPurgeStatus, PeekMessages, PurgeConfirmation, PurgeMessages, PurgeQueue};
 pub use queues::{
     CreateQueue, DeleteQueue, EditQueue, FindQueue, GetMetrics, GetQueue, ListQueues, Queues,

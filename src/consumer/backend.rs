@@ -1,6 +1,7 @@
-//! The consumer's only contact with the server: pull and ack, behind a small trait.
+//! The consumer's only contact with the server: pull, ack and extend, behind a small
+//! trait.
 //!
-//! The loops (puller, flusher) talk to a [`Backend`], never to the client directly. The
+//! The loops (puller, flusher, extender) talk to a [`Backend`], never to the client directly. The
 //! real one is a [`QueueHandle`]; unit tests give them an in-memory fake and drive them
 //! under tokio's paused clock, so timing rules are tested without sockets or sleeping.
 //!
@@ -9,12 +10,12 @@
 
 use crate::api::QueueHandle;
 use crate::error::Result;
-use crate::models::{AckRequest, AckResult, PullResult};
+use crate::models::{AckRequest, AckResult, ExtendRequest, ExtendResult, PullResult};
 use crate::retry::RetryPolicy;
 use futures::future::BoxFuture;
 use std::time::Duration;
 
-/// Pull and ack, as the consumer needs them.
+/// Pull, ack and extend, as the consumer needs them.
 pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Leases up to `batch_size` messages for `visibility_timeout`.
     fn pull(
@@ -25,6 +26,9 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Sends one ack request (acks and retries).
     fn ack(&self, request: AckRequest) -> BoxFuture<'static, Result<AckResult>>;
+
+    /// Sends one lease extension request.
+    fn extend(&self, request: ExtendRequest) -> BoxFuture<'static, Result<ExtendResult>>;
 }
 
 impl Backend for QueueHandle {
@@ -47,5 +51,8 @@ impl Backend for QueueHandle {
                 .retry_policy(RetryPolicy::none())
                 .send(),
         )
+    }
+    fn extend(&self, request: ExtendRequest) -> BoxFuture<'static, Result<ExtendResult>> {
+        Box::pin(self.extend_request(request).send())
     }
 }

@@ -1,7 +1,7 @@
 //! [`PullConsumerBuilder`]: the settings, their defaults and their checks.
 
 use super::backend::Backend;
-use super::config::{AckBatching, Config, DecodeErrorPolicy, DropPolicy, ShutdownMode};
+use super::config::{AckBatching, Config, DecodeErrorPolicy, DropPolicy, Extension, ShutdownMode};
 use super::core::Core;
 use super::engine::Engine;
 use super::handle::PullConsumer;
@@ -29,6 +29,9 @@ pub struct PullConsumerBuilder {
     on_drop: DropPolicy,
     on_decode_error: DecodeErrorPolicy,
     shutdown: ShutdownMode,
+    lease_extension: bool,
+    max_lease: Duration,
+    extension_margin: Option<Duration>,
 }
 
 impl QueueHandle {
@@ -53,6 +56,9 @@ impl QueueHandle {
             shutdown: ShutdownMode::Drain {
                 timeout: Duration::from_secs(30),
             },
+            lease_extension: true,
+            max_lease: Duration::from_secs(3600),
+            extension_margin: None,
         }
     }
 }
@@ -64,8 +70,9 @@ impl PullConsumerBuilder {
         self
     }
 
-    /// Lease length of each pulled message, 1 s to 12 h. Default 60 s. Keep it above your
-    /// slowest processing time: Cloudflare cannot extend a lease.
+    /// Lease length of each pulled message, 1 s to 12 h. Default 60 s. With lease
+    /// extension (the default) this is how long a crashed worker's messages stay
+    /// invisible, not a bound on processing time: keep it short.
     pub fn visibility_timeout(mut self, d: Duration) -> Self {
         self.visibility_timeout = d;
         self
@@ -135,6 +142,36 @@ impl PullConsumerBuilder {
         self
     }
 
+    /// Whether the leases of deliveries handed to the application are extended while they
+    /// are undecided (`POST …/messages/extend`). Default: on.
+    ///
+    /// With it, a short visibility timeout (say 60 s) suits long jobs too: a running job's
+    /// lease keeps being renewed up to [`max_lease`](Self::max_lease), while a crashed
+    /// worker's messages come back after one visibility timeout. Extension requests batch
+    /// up to 100 leases. If the server refuses the endpoint itself (404, 405, or a 400
+    /// for a single lease), extension turns off for the consumer's life with one warning
+    /// and the consumer goes on as without it. The endpoint is never probed: it is called
+    /// only for real leases.
+    pub fn lease_extension(mut self, on: bool) -> Self {
+        self.lease_extension = on;
+        self
+    }
+
+    /// The longest a delivery may be held, counted from when it was leased: its lease is
+    /// no longer extended after that and runs out. Default 1 h. Set it above your
+    /// slowest job.
+    pub fn max_lease(mut self, d: Duration) -> Self {
+        self.max_lease = d;
+        self
+    }
+
+    /// A handed-out delivery's lease is extended when less than this is left of it.
+    /// Default: a third of the visibility timeout.
+    pub fn extension_margin(mut self, d: Duration) -> Self {
+        self.extension_margin = Some(d);
+        self
+    }
+
     /// Checks the settings and builds the consumer. Nothing is sent until it is used.
     pub fn build(self) -> Result<PullConsumer> {
         let backend = Arc::new(self.queue.clone());
@@ -172,6 +209,24 @@ impl PullConsumerBuilder {
                 "must be shorter than the visibility timeout",
             ));
         }
+        let extension = if self.lease_extension {
+            let margin = self.extension_margin.unwrap_or(self.visibility_timeout / 3);
+            if margin.is_zero() || margin >= self.visibility_timeout {
+                return Err(Error::invalid(
+                    "extension_margin",
+                    "must be more than zero and shorter than the visibility timeout",
+                ));
+            }
+            if self.max_lease.is_zero() {
+                return Err(Error::invalid("max_lease", "must be more than zero"));
+            }
+            Some(Extension {
+                margin,
+                max_lease: self.max_lease,
+            })
+        } else {
+            None
+        };
         let cfg = Config {
             batch_size: self.batch_size,
             visibility_timeout: self.visibility_timeout,
@@ -185,6 +240,7 @@ impl PullConsumerBuilder {
             on_drop: self.on_drop,
             on_decode_error: self.on_decode_error,
             shutdown: self.shutdown,
+            extension,
         };
         let (core, settle_rx) = Core::new(backend, cfg);
         Ok(PullConsumer {

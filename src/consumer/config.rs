@@ -134,4 +134,23 @@ pub(crate) struct Config {
     pub(crate) on_drop: DropPolicy,
     pub(crate) on_decode_error: DecodeErrorPolicy,
     pub(crate) shutdown: ShutdownMode,
+    /// Lease extension; `None` when turned off.
+    pub(crate) extension: Option<Extension>,
+}
+
+/// How handed-out deliveries' leases are extended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Extension {
+    /// Extend when less than this is left of a lease.
+    pub(crate) margin: Duration,
+    /// Never hold a delivery longer than this from its first lease.
+    pub(crate) max_lease: Duration,
+}
+
+impl Extension {
+    /// Leases due this much after the first due one go in the same round, so that
+    /// deliveries pulled at nearly the same time share requests.
+    pub(crate) fn window(&self) -> Duration {
+        self.margin / 2
+    }
 }

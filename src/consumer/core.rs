@@ -49,6 +49,8 @@ pub(crate) struct Core {
     stop: watch::Sender<bool>,
     /// Running handlers are cancelled.
     abort_handlers: watch::Sender<bool>,
+    /// The extender stops (shutdown: at once, or after a drain).
+    stop_extending: watch::Sender<bool>,
     abandoning: AtomicBool,
     /// Set the moment shutdown is asked for: the stream stops handing out deliveries.
     shutting_down: AtomicBool,
@@ -82,11 +84,15 @@ impl Core {
             settle_backpressure: AtomicBool::new(false),
             stop: watch::Sender::new(false),
             abort_handlers: watch::Sender::new(false),
+            stop_extending: watch::Sender::new(false),
             abandoning: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             #[cfg(test)]
             fail_at: std::sync::Mutex::new(None),
         };
+        core.counters
+            .extension_active
+            .store(core.cfg.extension.is_some(), Ordering::Relaxed);
         (Arc::new(core), settle_rx)
     }
 
@@ -150,6 +156,14 @@ impl Core {
 
     pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.subscribe()
+    }
+
+    pub(crate) fn stop_extending(&self) {
+        self.stop_extending.send_replace(true);
+    }
+
+    pub(crate) fn extending_stopped(&self) -> watch::Receiver<bool> {
+        self.stop_extending.subscribe()
     }
 
     pub(crate) fn abort_handlers(&self) {

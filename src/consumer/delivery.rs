@@ -28,6 +28,8 @@ pub struct ReceivedMessage {
     metadata: serde_json::Map<String, serde_json::Value>,
     body: Body,
     lease_deadline: Instant,
+    /// The ledger entry this delivery's lease lives in, while the consumer extends it.
+    lease: Option<(Arc<Core>, Key)>,
 }
 
 #[derive(Clone)]
@@ -76,6 +78,7 @@ impl ReceivedMessage {
             metadata: m.metadata,
             body,
             lease_deadline,
+            lease: None,
         };
         (msg, problem)
     }
@@ -103,6 +106,7 @@ impl ReceivedMessage {
                 why: Undecodable::Malformed(r.reason),
             },
             lease_deadline,
+            lease: None,
         };
         (msg, err)
     }
@@ -112,7 +116,8 @@ impl ReceivedMessage {
         &self.id
     }
 
-    /// The lease id of this delivery.
+    /// The lease id this delivery arrived with (see also
+    /// [`current_lease_id`](Self::current_lease_id)).
     pub fn lease_id(&self) -> &str {
         &self.lease_id
     }
@@ -137,16 +142,42 @@ impl ReceivedMessage {
         &self.metadata
     }
 
-    /// When the lease ends. Cloudflare has no lease extension: finish (and settle)
-    /// before then, or the message is delivered again.
+    /// When the lease ends, following the consumer's lease extensions while the delivery
+    /// is undecided. Without extension (turned off, or refused by the server), finish and
+    /// settle before then, or the message is delivered again.
     pub fn lease_deadline(&self) -> Instant {
+        self.lease
+            .as_ref()
+            .and_then(|(core, key)| core.ledger.deadline(*key))
+            .unwrap_or(self.lease_deadline)
+    }
+
+    /// Time left on the lease (zero once it has passed); follows extensions like
+    /// [`lease_deadline`](Self::lease_deadline).
+    pub fn lease_remaining(&self) -> Duration {
+        self.lease_deadline()
+            .saturating_duration_since(Instant::now())
+    }
+
+    /// The lease id the consumer would settle this delivery with now: the newest one,
+    /// after extensions (each extension gives the message a new lease id). Falls back to
+    /// [`lease_id`](Self::lease_id) once the delivery is decided.
+    pub fn current_lease_id(&self) -> String {
+        self.lease
+            .as_ref()
+            .and_then(|(core, key)| core.ledger.lease_id(*key))
+            .unwrap_or_else(|| self.lease_id.clone())
+    }
+
+    /// The deadline the message arrived with, before any extension.
+    pub(crate) fn first_deadline(&self) -> Instant {
         self.lease_deadline
     }
 
-    /// Time left on the lease (zero once it has passed).
-    pub fn lease_remaining(&self) -> Duration {
-        self.lease_deadline
-            .saturating_duration_since(Instant::now())
+    /// Makes [`lease_deadline`](Self::lease_deadline) and
+    /// [`current_lease_id`](Self::current_lease_id) follow the ledger's entry.
+    pub(crate) fn follow_lease(&mut self, core: Arc<Core>, key: Key) {
+        self.lease = Some((core, key));
     }
 
     /// The decoded payload bytes.
@@ -245,6 +276,10 @@ impl Ticket {
         self.used = true;
         self.core.settle(self.key, decision)
     }
+
+    pub(crate) fn key(&self) -> Key {
+        self.key
+    }
 }
 
 impl Drop for Ticket {
@@ -293,6 +328,11 @@ impl Delivery {
         self.decide(Decision::Release)
     }
 
+    /// The ledger key of an undecided delivery.
+    pub(crate) fn key(&self) -> Option<Key> {
+        self.ticket.as_ref().map(Ticket::key)
+    }
+
     pub(crate) fn decide(mut self, decision: Decision) -> Settled {
         match self.ticket.take() {
             Some(ticket) => ticket.settle(decision),
@@ -319,6 +359,7 @@ fn placeholder() -> ReceivedMessage {
         metadata: serde_json::Map::new(),
         body: Body::Decoded(Vec::new()),
         lease_deadline: Instant::now(),
+        lease: None,
     }
 }
 

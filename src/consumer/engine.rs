@@ -7,7 +7,7 @@ use super::decision::{Command, Decision, Settlement};
 use super::handout::{Handout, Item};
 use super::puller::Pool;
 use super::report::{ConsumerState, Counters, ShutdownReport, Stats};
-use super::{flusher, puller};
+use super::{extender, flusher, puller};
 use crate::error::Error;
 use futures::FutureExt as _;
 use std::future::Future;
@@ -22,6 +22,7 @@ use tokio::time::Instant;
 struct Tasks {
     pullers: Vec<JoinHandle<()>>,
     flusher: Option<JoinHandle<()>>,
+    extender: Option<JoinHandle<()>>,
     started: bool,
 }
 
@@ -78,6 +79,9 @@ impl Engine {
                 flusher::run(core, rx).await;
                 Ok(())
             }));
+        }
+        if self.core.cfg.extension.is_some() {
+            tasks.extender = Some(self.spawn("extender", extender::run(self.core.clone())));
         }
         for n in 0..self.core.cfg.max_concurrent_pulls {
             let (core, handout, pool) =
@@ -221,6 +225,11 @@ impl Engine {
         core.stop_pulling();
         core.ledger.close_slots();
         lock(&self.gate).closed = true;
+        // A drain keeps extending running deliveries until its deadline (a long job
+        // must not be redelivered mid-drain); the other modes stop at once.
+        if !matches!(mode, ShutdownMode::Drain { .. }) {
+            self.stop_extender();
+        }
 
         // 1. Pulls in flight may finish until the budget allows (their messages are
         //    released, since we are stopping); then they are cut off and their leases
@@ -250,6 +259,7 @@ impl Engine {
                 "drain timeout: releasing unsettled deliveries"
             );
         }
+        self.stop_extender();
         core.abort_handlers();
         if !self.close_gate_and_wait(budget.handlers).await {
             tracing::error!(
@@ -297,6 +307,14 @@ impl Engine {
         let report = ShutdownReport::from_stats(&self.stats());
         tracing::info!(?report, "pull consumer stopped");
         report
+    }
+
+    /// Stops lease extension: no new request, and the ones in flight are cancelled.
+    fn stop_extender(&self) {
+        self.core.stop_extending();
+        if let Some(task) = lock(&self.tasks).extender.take() {
+            task.abort();
+        }
     }
 
     /// Releases every delivery still waiting in the hand-out queue (or, abandoning,

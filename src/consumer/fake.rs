@@ -3,7 +3,9 @@
 
 use super::backend::Backend;
 use crate::error::{ApiError, Error, ErrorCode, ErrorDetail, RequestLabel, Result};
-use crate::models::{AckRequest, AckResult, PullResult, PulledMessage};
+use crate::models::{
+    AckRequest, AckResult, ExtendRequest, ExtendResult, PullResult, PulledMessage,
+};
 use futures::future::BoxFuture;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -24,7 +26,10 @@ pub(crate) enum Step {
     Delay(Duration),
 }
 
-#[derive(Debug, Default)]
+/// Makes a step for each request past the scripted ones.
+type StepFn = Arc<dyn Fn() -> Step + Send + Sync>;
+
+#[derive(Default)]
 struct State {
     available: VecDeque<(String, String)>,
     next_lease: u64,
@@ -35,9 +40,15 @@ struct State {
     ack_requests: u64,
     pull_steps: VecDeque<Step>,
     /// Used once the scripted steps run out.
-    pull_default: Option<fn() -> Step>,
+    pull_default: Option<StepFn>,
     ack_steps: VecDeque<Step>,
-    ack_default: Option<fn() -> Step>,
+    ack_default: Option<StepFn>,
+    extend_steps: VecDeque<Step>,
+    extend_default: Option<StepFn>,
+    /// Extension requests received: the lease ids of each.
+    extends: Vec<Vec<String>>,
+    /// Answer extensions without naming new lease ids.
+    extend_without_ids: bool,
     /// Extra messages returned beyond what each pull asks for.
     over_deliver: usize,
     /// Raw entries appended to the next pull's `rejected` list.
@@ -45,8 +56,14 @@ struct State {
 }
 
 /// The fake queue; clones share it.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Fake(Arc<Mutex<State>>);
+
+impl std::fmt::Debug for Fake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fake")
+    }
+}
 
 impl Fake {
     fn state(&self) -> MutexGuard<'_, State> {
@@ -73,13 +90,32 @@ impl Fake {
     }
 
     /// Every ack request after the scripted ones takes this step.
-    pub(crate) fn acks_always(&self, step: fn() -> Step) {
-        self.state().ack_default = Some(step);
+    pub(crate) fn acks_always(&self, step: impl Fn() -> Step + Send + Sync + 'static) {
+        self.state().ack_default = Some(Arc::new(step));
     }
 
     /// Every pull after the scripted ones takes this step.
-    pub(crate) fn pulls_always(&self, step: fn() -> Step) {
-        self.state().pull_default = Some(step);
+    pub(crate) fn pulls_always(&self, step: impl Fn() -> Step + Send + Sync + 'static) {
+        self.state().pull_default = Some(Arc::new(step));
+    }
+
+    pub(crate) fn script_extends(&self, steps: impl IntoIterator<Item = Step>) {
+        self.state().extend_steps.extend(steps);
+    }
+
+    /// Every extension request after the scripted ones takes this step.
+    pub(crate) fn extends_always(&self, step: impl Fn() -> Step + Send + Sync + 'static) {
+        self.state().extend_default = Some(Arc::new(step));
+    }
+
+    /// Answers extensions with a bare count, no new lease ids.
+    pub(crate) fn extend_without_ids(&self) {
+        self.state().extend_without_ids = true;
+    }
+
+    /// The lease ids of each extension request so far.
+    pub(crate) fn extends(&self) -> Vec<Vec<String>> {
+        self.state().extends.clone()
     }
 
     pub(crate) fn over_deliver(&self, extra: usize) {
@@ -149,6 +185,34 @@ impl Fake {
     }
 }
 
+impl Fake {
+    fn extend_now(&self, request: &ExtendRequest) -> ExtendResult {
+        let mut s = self.state();
+        let mut entries = Vec::new();
+        let mut warnings = serde_json::Map::new();
+        for e in &request.extend {
+            match s.leased.remove(&e.lease_id) {
+                Some(message) => {
+                    s.next_lease += 1;
+                    let new = format!("lease-{}", s.next_lease);
+                    entries.push(serde_json::json!({"id": message.0, "lease_id": new}));
+                    s.leased.insert(new, message);
+                }
+                None => {
+                    warnings.insert(e.lease_id.clone(), "unknown lease id".into());
+                }
+            }
+        }
+        let count = entries.len();
+        let raw = if s.extend_without_ids {
+            serde_json::json!({ "extendCount": count })
+        } else {
+            serde_json::json!({ "messages": entries, "extendCount": count, "warnings": warnings })
+        };
+        ExtendResult::read(raw)
+    }
+}
+
 async fn play<T>(step: Step, answer: impl FnOnce() -> T) -> Result<T> {
     match step {
         Step::Normal => Ok(answer()),
@@ -166,7 +230,7 @@ impl Backend for Fake {
     fn pull(&self, batch_size: u32, _: Duration) -> BoxFuture<'static, Result<PullResult>> {
         let step = {
             let mut s = self.state();
-            let default = s.pull_default;
+            let default = s.pull_default.clone();
             s.pull_steps
                 .pop_front()
                 .or_else(|| default.map(|f| f()))
@@ -180,7 +244,7 @@ impl Backend for Fake {
         let step = {
             let mut s = self.state();
             s.ack_requests += 1;
-            let default = s.ack_default;
+            let default = s.ack_default.clone();
             s.ack_steps
                 .pop_front()
                 .or_else(|| default.map(|f| f()))
@@ -188,6 +252,21 @@ impl Backend for Fake {
         };
         let fake = self.clone();
         Box::pin(async move { play(step, || fake.ack_now(&request)).await })
+    }
+
+    fn extend(&self, request: ExtendRequest) -> BoxFuture<'static, Result<ExtendResult>> {
+        let step = {
+            let mut s = self.state();
+            s.extends
+                .push(request.extend.iter().map(|e| e.lease_id.clone()).collect());
+            let default = s.extend_default.clone();
+            s.extend_steps
+                .pop_front()
+                .or_else(|| default.map(|f| f()))
+                .unwrap_or(Step::Normal)
+        };
+        let fake = self.clone();
+        Box::pin(async move { play(step, || fake.extend_now(&request)).await })
     }
 }
 

@@ -61,7 +61,8 @@
 //!   [`ReceivedMessage::id`].
 
 // The parts, each in its own file. Imports run one way: the public faces (builder,
-// handle, runner, stream, shutdown) use the engine; the engine runs the loops (puller, flusher);
+// handle, runner, stream, shutdown) use the engine; the engine runs the loops (puller,
+// flusher, extender);
 // the loops and deliveries share the core; the core is built on the leaves (config,
 // report, decision, backend, ledger). See ARCHITECTURE.md for the picture.
 mod backend;
@@ -71,6 +72,7 @@ mod core;
 mod decision;
 mod delivery;
 mod engine;
+mod extender;
 mod flusher;
 mod handle;
 mod handout;
@@ -81,6 +83,8 @@ mod runner;
 mod shutdown;
 mod stream;
 
+#[cfg(test)]
+mod extender_tests;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]

@@ -229,7 +229,7 @@ pub(crate) async fn run(
         let deadline = started
             .checked_add(cfg.visibility_timeout)
             .unwrap_or(started);
-        intake(&core, &handout, batch, n, deadline);
+        intake(&core, &handout, batch, n, started, deadline);
     }
     Ok(())
 }
@@ -248,6 +248,7 @@ fn intake(
     handout: &Handout,
     batch: PullResult,
     reserved: usize,
+    leased_at: Instant,
     deadline: Instant,
 ) {
     let PullResult {
@@ -295,13 +296,13 @@ fn intake(
     for m in messages {
         if take_slot(&m.lease_id) {
             let (msg, problem) = ReceivedMessage::from_pulled(m, deadline);
-            admit(core, handout, msg, problem, deadline);
+            admit(core, handout, msg, problem, leased_at, deadline);
         }
     }
     for r in settleable {
         if take_slot(r.lease_id.as_deref().unwrap_or_default()) {
             let (msg, problem) = ReceivedMessage::from_rejected(r, deadline);
-            admit(core, handout, msg, Some(problem), deadline);
+            admit(core, handout, msg, Some(problem), leased_at, deadline);
         }
     }
     if extra > 0 {
@@ -318,12 +319,22 @@ fn intake(
 fn admit(
     core: &Arc<Core>,
     handout: &Handout,
-    msg: ReceivedMessage,
+    mut msg: ReceivedMessage,
     problem: Option<Error>,
+    leased_at: Instant,
     deadline: Instant,
 ) {
     Counters::add(&core.counters.pulled, 1);
-    let key = core.ledger.enter(msg.lease_id().to_owned(), deadline);
+    // The message id is kept only to match new lease ids after an extension.
+    let message_id = if core.cfg.extension.is_some() {
+        msg.id().to_owned()
+    } else {
+        String::new()
+    };
+    let key = core
+        .ledger
+        .enter(msg.lease_id().to_owned(), message_id, leased_at, deadline);
+    msg.follow_lease(core.clone(), key);
     let delivery = Delivery::new(msg, Ticket::new(core.clone(), key));
     if let Some(problem) = problem {
         Counters::add(&core.counters.decode_errors, 1);

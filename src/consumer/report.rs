@@ -1,7 +1,7 @@
 //! What the consumer reports: its state, a snapshot of its counters, the shutdown
 //! report, and the atomic counters behind them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Where the consumer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,6 +67,15 @@ pub struct Stats {
     /// Messages a pull returned beyond what was asked for; released at once (counted
     /// under `released` too).
     pub over_delivered: u64,
+    /// Lease extension requests made (retries included).
+    pub extension_requests: u64,
+    /// Leases the server extended.
+    pub leases_extended: u64,
+    /// Extension requests that failed.
+    pub extension_failures: u64,
+    /// Whether leases are being extended: on by default, off if turned off on the
+    /// builder or if the server refused the endpoint.
+    pub extension_active: bool,
     /// Deliveries pulled and not yet settled.
     pub in_flight: u64,
     /// `message_backlog_count` from the last pull.
@@ -138,6 +147,11 @@ pub(crate) struct Counters {
     pub(crate) decode_errors: AtomicU64,
     pub(crate) unreadable: AtomicU64,
     pub(crate) over_delivered: AtomicU64,
+    pub(crate) extension_requests: AtomicU64,
+    pub(crate) leases_extended: AtomicU64,
+    pub(crate) extension_failures: AtomicU64,
+    /// Whether lease extension is on (it turns off if the server refuses the endpoint).
+    pub(crate) extension_active: AtomicBool,
     /// `message_backlog_count` of the last pull; `u64::MAX` until one arrives.
     pub(crate) backlog: AtomicU64,
 }
@@ -162,6 +176,10 @@ impl Default for Counters {
             decode_errors: zero(),
             unreadable: zero(),
             over_delivered: zero(),
+            extension_requests: zero(),
+            leases_extended: zero(),
+            extension_failures: zero(),
+            extension_active: AtomicBool::new(false),
             backlog: AtomicU64::new(u64::MAX),
         }
     }
@@ -194,6 +212,10 @@ impl Counters {
             decode_errors: get(&self.decode_errors),
             unreadable: get(&self.unreadable),
             over_delivered: get(&self.over_delivered),
+            extension_requests: get(&self.extension_requests),
+            leases_extended: get(&self.leases_extended),
+            extension_failures: get(&self.extension_failures),
+            extension_active: self.extension_active.load(Ordering::Relaxed),
             in_flight: in_flight as u64,
             backlog: (backlog != u64::MAX).then_some(backlog),
         }

@@ -72,13 +72,21 @@ impl Stream for DeliveryStream {
                     drop(d.release());
                 }
                 Some(Item::Delivery(d)) => {
-                    if d.lease_remaining() < self.engine.core.cfg.lease_margin {
+                    let core = &self.engine.core;
+                    // Not yet extended: the deadline it arrived with is current.
+                    let remaining = d
+                        .first_deadline()
+                        .saturating_duration_since(tokio::time::Instant::now());
+                    if remaining < core.cfg.lease_margin {
                         tracing::debug!(
                             message_id = d.id(),
                             "lease nearly spent before dispatch; releasing"
                         );
                         drop(d.decide(Decision::ExpiredBeforeDispatch));
                         continue;
+                    }
+                    if let (Some(ext), Some(key)) = (core.cfg.extension, d.key()) {
+                        core.ledger.hand_out(key, ext.margin);
                     }
                     return Poll::Ready(Some(Ok(d)));
                 }

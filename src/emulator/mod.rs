@@ -100,6 +100,8 @@ pub struct MessageInfo {
     pub retries: u32,
     /// Leases that expired without an ack or retry.
     pub expiries: u32,
+    /// Lease extensions granted (`/messages/extend`).
+    pub extensions: u32,
 }
 
 /// A message inserted directly, as a Worker producer would publish it. Unlike the REST

@@ -7,8 +7,8 @@ use super::state::{Reject, code};
 use super::{Fault, Shared};
 use crate::models::{
     AckRequest, BatchRequest, ConsumerRequest, CreateQueueRequest, CreateSubscriptionRequest,
-    Message, PeekRequest, PullRequest, PurgeMessagesRequest, PurgeQueueRequest, ResultInfo,
-    SortDirection, SubscriptionOrder, UpdateQueueRequest, UpdateSubscriptionRequest,
+    ExtendRequest, Message, PeekRequest, PullRequest, PurgeMessagesRequest, PurgeQueueRequest,
+    ResultInfo, SortDirection, SubscriptionOrder, UpdateQueueRequest, UpdateSubscriptionRequest,
 };
 use crate::{Operation, ops};
 use axum::Router;
@@ -306,6 +306,8 @@ fn dispatch(
         result(&world.pull(queue_id, req.batch_size, visibility, now)?)
     } else if id == ops::ACK_MESSAGES.id {
         result(&world.ack(queue_id, parse::<AckRequest>(body)?, now)?)
+    } else if id == ops::EXTEND_LEASES.id {
+        result(&world.extend(queue_id, parse::<ExtendRequest>(body)?, now)?)
     } else if id == ops::PEEK_MESSAGES.id {
         result(&world.peek(queue_id, parse::<PeekRequest>(body)?.batch_size, now)?)
     } else if id == ops::PURGE_MESSAGES.id {

@@ -19,11 +19,11 @@ use super::{MessageInfo, MessageState, SeedMessage};
 use crate::limits::{self, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_PULL_BATCH};
 use crate::models::{
     AckRequest, AckResult, AckWarning, Consumer, ConsumerRequest, CreateQueueRequest,
-    CreateSubscriptionRequest, EventSubscription, HttpPullConsumer, HttpPullConsumerSettings,
-    Jurisdiction, Message, PeekResult, PeekedMessage, PullResult, PulledMessage, PurgeMessageError,
-    PurgeMessagesResult, PurgeStatus, PushContentType, PushResult, Queue, QueueMetrics,
-    QueueSettings, ResultInfo, ResultMetadata, SortDirection, SubscriptionOrder,
-    UpdateQueueRequest, UpdateSubscriptionRequest, WorkerConsumer,
+    CreateSubscriptionRequest, EventSubscription, ExtendRequest, HttpPullConsumer,
+    HttpPullConsumerSettings, Jurisdiction, Message, PeekResult, PeekedMessage, PullResult,
+    PulledMessage, PurgeMessageError, PurgeMessagesResult, PurgeStatus, PushContentType,
+    PushResult, Queue, QueueMetrics, QueueSettings, ResultInfo, ResultMetadata, SortDirection,
+    SubscriptionOrder, UpdateQueueRequest, UpdateSubscriptionRequest, WorkerConsumer,
 };
 use base64::Engine as _;
 use std::cmp::Reverse;
@@ -99,8 +99,10 @@ const DEFAULT_MAX_RETRIES: u32 = 3;
 enum Slot {
     /// Deliverable from `at` (a time in the future means delayed).
     Available { at: u64 },
-    /// Leased for the `delivery`-th delivery (the deadline is in the expiry heap).
-    Leased { delivery: u32 },
+    /// Leased for the `delivery`-th delivery. `lease` counts every lease the message was
+    /// given (pulls and extensions), so that an extended lease's earlier expiry entry can
+    /// be told apart from its current one; the deadline is in the expiry heap.
+    Leased { delivery: u32, lease: u32 },
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,8 @@ struct Stored {
     attempts: u32,
     size: usize,
     slot: Slot,
+    /// Leases given so far (pulls and extensions); see `Slot::Leased`.
+    leases_given: u32,
     lease_ids: Vec<String>,
     /// Peek refs issued for it, so they can be forgotten when it goes.
     refs: Vec<String>,
@@ -201,7 +205,7 @@ pub(crate) struct QueueState {
     live: HashMap<u64, Stored>,
     /// Deliverable order: (available at, seq).
     ready: BTreeSet<(u64, u64)>,
-    /// Lease deadlines: (deadline, seq, delivery).
+    /// Lease deadlines: (deadline, seq, lease number); see `Slot::Leased`.
     expiries: BinaryHeap<Reverse<(u64, u64, u32)>>,
     /// Retention order: (published at, seq).
     by_age: BTreeSet<(u64, u64)>,
@@ -253,14 +257,15 @@ impl QueueState {
     /// Applies everything time has done since the last call: expired leases and
     /// messages past their retention.
     fn tick(&mut self, now: u64) {
-        while let Some(Reverse((deadline, seq, delivery))) = self.expiries.peek().copied() {
+        while let Some(Reverse((deadline, seq, lease))) = self.expiries.peek().copied() {
             if deadline > now {
                 break;
             }
             self.expiries.pop();
+            // An entry of a lease since extended (or of an earlier delivery) is stale.
             let current = matches!(
                 self.live.get(&seq).map(|m| &m.slot),
-                Some(Slot::Leased { delivery: d, .. }) if *d == delivery
+                Some(Slot::Leased { lease: l, .. }) if *l == lease
             );
             if current {
                 if let Some(rec) = self.ledger.get_mut(&seq) {
@@ -308,6 +313,7 @@ impl QueueState {
                 duplicate_acks: 0,
                 retries: 0,
                 expiries: 0,
+                extensions: 0,
             },
         );
         self.live.insert(seq, stored);
@@ -832,6 +838,7 @@ impl World {
                 attempts: 0,
                 size,
                 slot: Slot::Available { at: now },
+                leases_given: 0,
                 lease_ids: Vec::new(),
                 refs: Vec::new(),
             };
@@ -871,6 +878,7 @@ impl World {
                 attempts: 0,
                 size,
                 slot: Slot::Available { at: now },
+                leases_given: 0,
                 lease_ids: Vec::new(),
                 refs: Vec::new(),
             };
@@ -934,11 +942,13 @@ impl World {
                 q.ready.remove(&(at, seq));
             }
             m.attempts += 1;
+            m.leases_given += 1;
             m.slot = Slot::Leased {
                 delivery: m.attempts,
+                lease: m.leases_given,
             };
             m.lease_ids.push(lease_id.clone());
-            q.expiries.push(Reverse((deadline, seq, m.attempts)));
+            q.expiries.push(Reverse((deadline, seq, m.leases_given)));
             q.leases.insert(lease_id.clone(), (seq, m.attempts));
             if let Some(rec) = q.ledger.get_mut(&seq) {
                 rec.deliveries += 1;
@@ -1046,6 +1056,77 @@ impl World {
             retry_count: Some(retried),
             warnings,
         })
+    }
+
+    /// Extends the named leases that are still current: each gets a new lease id and a
+    /// deadline of `now + visibility`; attempts do not change. A lease that expired, was
+    /// settled or is unknown is not extended and is named in `warnings`. Earlier lease
+    /// ids stay valid for acks and retries (Cloudflare accepts late acks).
+    ///
+    /// The response shape is the emulator's own (Cloudflare has not published one):
+    /// `{"messages": [{"id", "lease_id"}], "extendCount": n, "warnings": {lease: text}}`,
+    /// the entries shaped like pulled messages.
+    pub(crate) fn extend(
+        &mut self,
+        qid: &str,
+        req: ExtendRequest,
+        now: u64,
+    ) -> Outcome<serde_json::Value> {
+        let visibility = req.visibility_timeout.unwrap_or(DEFAULT_VISIBILITY);
+        if visibility.is_zero() || visibility > limits::MAX_VISIBILITY_TIMEOUT {
+            return Err(Reject::invalid(
+                "visibility_timeout_ms must be between 1 and 43200000",
+            ));
+        }
+        if req.extend.len() > limits::MAX_EXTEND_BATCH {
+            return Err(Reject::invalid("at most 100 leases per extension"));
+        }
+        let new_ids: Vec<String> = req
+            .extend
+            .iter()
+            .map(|_| format!("lease-{}", self.rng.hex(24)))
+            .collect();
+        let q = self.queue(qid, now)?;
+        let deadline = now.saturating_add(millis(visibility));
+        let mut extended = Vec::new();
+        let mut warnings = serde_json::Map::new();
+        for (entry, new_id) in req.extend.into_iter().zip(new_ids) {
+            let lease = entry.lease_id;
+            let current = q.leases.get(&lease).copied().filter(|&(seq, delivery)| {
+                matches!(q.live.get(&seq).map(|m| &m.slot), Some(Slot::Leased { delivery: d, .. }) if *d == delivery)
+            });
+            let Some((seq, delivery)) = current else {
+                let why = if q.leases.contains_key(&lease) {
+                    "lease expired; the message was already returned to the queue"
+                } else if q.settled_leases.contains_key(&lease) {
+                    "message already acknowledged or removed"
+                } else {
+                    "unknown lease id"
+                };
+                warnings.insert(lease, serde_json::Value::String(why.to_owned()));
+                continue;
+            };
+            let Some(m) = q.live.get_mut(&seq) else {
+                continue;
+            };
+            m.leases_given += 1;
+            m.slot = Slot::Leased {
+                delivery,
+                lease: m.leases_given,
+            };
+            m.lease_ids.push(new_id.clone());
+            q.expiries.push(Reverse((deadline, seq, m.leases_given)));
+            q.leases.insert(new_id.clone(), (seq, delivery));
+            if let Some(rec) = q.ledger.get_mut(&seq) {
+                rec.extensions += 1;
+            }
+            extended.push(serde_json::json!({"id": m.id, "lease_id": new_id}));
+        }
+        Ok(serde_json::json!({
+            "messages": extended,
+            "extendCount": extended.len(),
+            "warnings": warnings,
+        }))
     }
 
     pub(crate) fn peek(&mut self, qid: &str, batch: Option<u32>, now: u64) -> Outcome<PeekResult> {

@@ -421,6 +421,32 @@ pub struct EventSubscription {
     pub source: EventSource,
 }
 
+/// A lease to extend. The item shape is not published; it follows every other lease-bearing request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub struct ExtendEntry {
+    /// The lease id to extend (the newest one known).
+    #[serde(default)]
+    pub lease_id: String,
+}
+
+/// Body of a lease extension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub struct ExtendRequest {
+    /// Leases to extend (at most 100 per request).
+    #[serde(default)]
+    pub extend: Vec<ExtendEntry>,
+    /// New lease length from now, as on pull (up to 12 h).
+    #[serde(
+        rename = "visibility_timeout_ms",
+        default,
+        with = "crate::codec::opt_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub visibility_timeout: Option<std::time::Duration>,
+}
+
 /// An HTTP pull consumer: messages are leased over /messages/pull and settled over /messages/ack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
@@ -1363,6 +1389,16 @@ pub mod ops {
         idempotent: true,
     };
 
+    /// Extend leased messages' leases without counting an attempt. Each extended message gets a new lease id; earlier ones stay accepted for acks.
+    ///
+    /// `POST /accounts/{account_id}/queues/{queue_id}/messages/extend` (`queues-extend-messages`)
+    pub const EXTEND_LEASES: Operation = Operation {
+        id: "queues-extend-messages",
+        method: Method::POST,
+        path: "/accounts/{account_id}/queues/{queue_id}/messages/extend",
+        idempotent: false,
+    };
+
     /// Fetch one consumer.
     ///
     /// `GET /accounts/{account_id}/queues/{queue_id}/consumers/{consumer_id}` (`queues-get-consumer`)
@@ -1543,6 +1579,7 @@ pub mod ops {
         DELETE_QUEUE,
         DELETE_SUBSCRIPTION,
         EDIT_QUEUE,
+        EXTEND_LEASES,
         GET_CONSUMER,
         GET_METRICS,
         GET_QUEUE,

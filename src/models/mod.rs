@@ -10,12 +10,14 @@ pub use crate::codec::AckWarning;
 pub use crate::generated::models::*;
 
 mod consumer;
+mod extend;
 mod message;
 mod pull;
 mod queue;
 mod subscription;
 
 pub use consumer::MaxConcurrency;
+pub use extend::{ExtendResult, ExtendedLease, ExtensionOutcome, match_extensions};
 pub use message::{CONTENT_TYPE_KEY, ContentType};
 pub(crate) use message::{body_error, decode_payload, millis_to_time, payload_json, payload_text};
 pub use pull::{PullResult, RejectedMessage};

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use support::*;
 
+mod extension;
 mod lifecycle;
 mod robustness;
 mod wire;
