@@ -3,12 +3,19 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--latency-ms 50] [--messages 20000] [--rate-limit 5000]
+//!     [--handler-ms 3000 --visibility-ms 1000 --max-in-flight 500]
 //! ```
 //!
 //! * `--latency-ms`: latency the emulator adds to every request (default 50).
 //! * `--messages`: messages per phase, 1 KB each (default 20000).
 //! * `--rate-limit`: the emulator's per-queue message-rate ceiling (default none;
 //!   Cloudflare's is 5000 messages per second).
+//! * `--handler-ms`: each handler sleeps this long (a long job). With it only the
+//!   consumer phase runs (no sequential baseline), and what matters is lease extension:
+//!   redeliveries, lease expiries and extension requests per message.
+//! * `--visibility-ms`, `--max-in-flight`: the consumer's visibility timeout (default
+//!   60000) and handler concurrency (default 1000).
+//! * `--no-lease-extension`: turn lease extension off, to see what it saves.
 //!
 //! The baseline is the loop Cloudflare's pull-consumer guide describes, written with this
 //! crate's low-level calls: pull 100, process, ack them, repeat. The consumer phase uses
@@ -26,6 +33,10 @@ struct Args {
     latency_ms: u64,
     messages: usize,
     rate_limit: Option<u32>,
+    handler_ms: Option<u64>,
+    visibility_ms: u64,
+    max_in_flight: usize,
+    lease_extension: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +44,10 @@ fn parse_args() -> Result<Args, String> {
         latency_ms: 50,
         messages: 20_000,
         rate_limit: None,
+        handler_ms: None,
+        visibility_ms: 60_000,
+        max_in_flight: 1000,
+        lease_extension: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,9 +67,24 @@ fn parse_args() -> Result<Args, String> {
                     Some(v.parse().map_err(|e| format!("--rate-limit: {e}"))?)
                 };
             }
+            "--handler-ms" => {
+                args.handler_ms = Some(value()?.parse().map_err(|e| format!("--handler-ms: {e}"))?);
+            }
+            "--visibility-ms" => {
+                args.visibility_ms = value()?
+                    .parse()
+                    .map_err(|e| format!("--visibility-ms: {e}"))?
+            }
+            "--no-lease-extension" => args.lease_extension = false,
+            "--max-in-flight" => {
+                args.max_in_flight = value()?
+                    .parse()
+                    .map_err(|e| format!("--max-in-flight: {e}"))?
+            }
             other => {
                 return Err(format!(
-                    "unknown flag {other}; flags: --latency-ms N --messages N --rate-limit N|none"
+                    "unknown flag {other}; flags: --latency-ms N --messages N --rate-limit N|none \
+                     --handler-ms N --visibility-ms N --max-in-flight N --no-lease-extension"
                 ));
             }
         }
@@ -93,6 +123,12 @@ struct Phase {
     lost: usize,
     duplicates: u64,
     elapsed: Duration,
+    /// Deliveries beyond the first, summed over messages (the emulator's ledger).
+    redeliveries: u64,
+    /// Leases that ran out (the emulator's ledger).
+    lease_expiries: u64,
+    /// Lease extension requests made during the phase.
+    extend_requests: u64,
 }
 
 fn requests(emu: &Emulator) -> u64 {
@@ -117,6 +153,12 @@ fn outcome(
         lost: ledger.len() - acked,
         duplicates,
         elapsed,
+        redeliveries: ledger
+            .iter()
+            .map(|m| u64::from(m.deliveries.saturating_sub(1)))
+            .sum(),
+        lease_expiries: ledger.iter().map(|m| u64::from(m.expiries)).sum(),
+        extend_requests: emu.requests(&ops::EXTEND_LEASES),
     }
 }
 
@@ -155,17 +197,21 @@ async fn baseline(emu: &Emulator, n: usize) -> Result<Phase, Box<dyn std::error:
     ))
 }
 
-/// The PullConsumer with README.md's recommended settings for fast handlers.
-async fn consumer(emu: &Emulator, n: usize) -> Result<Phase, Box<dyn std::error::Error>> {
+/// The PullConsumer with README.md's recommended settings for fast handlers (or, with
+/// `--handler-ms`, for long jobs: each handler sleeps that long).
+async fn consumer(emu: &Emulator, args: &Args) -> Result<Phase, Box<dyn std::error::Error>> {
+    let n = args.messages;
     let queue = fresh_queue(emu, "consumer", n).await?;
     let before = requests(emu);
     let consumer = queue
         .pull_consumer()
         .batch_size(100)
-        .visibility_timeout(Duration::from_secs(60))
-        .max_in_flight(1000)
+        .visibility_timeout(Duration::from_millis(args.visibility_ms))
+        .max_in_flight(args.max_in_flight)
         .max_concurrent_pulls(8)
+        .lease_extension(args.lease_extension)
         .build()?;
+    let job = args.handler_ms.map(Duration::from_millis);
     let handle = consumer.shutdown_handle();
     let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::new(Mutex::new(HashMap::with_capacity(n)));
     let started = Instant::now();
@@ -176,6 +222,9 @@ async fn consumer(emu: &Emulator, n: usize) -> Result<Phase, Box<dyn std::error:
             async move {
                 if !m.text().is_ok_and(check) {
                     return Outcome::Release;
+                }
+                if let Some(job) = job {
+                    tokio::time::sleep(job).await;
                 }
                 if let Ok(mut seen) = seen.lock() {
                     *seen.entry(m.id().to_owned()).or_default() += 1;
@@ -202,12 +251,14 @@ async fn consumer(emu: &Emulator, n: usize) -> Result<Phase, Box<dyn std::error:
     }
     let stats = handle.stats();
     println!(
-        "  consumer: {} pulls ({} empty, {} failed), {} ack requests ({} failed)",
+        "  consumer: {} pulls ({} empty, {} failed), {} ack requests ({} failed), {} extension requests ({} leases extended)",
         stats.pull_requests,
         stats.empty_pulls,
         stats.pull_errors,
         stats.ack_requests,
-        stats.ack_request_failures
+        stats.ack_request_failures,
+        stats.extension_requests,
+        stats.leases_extended
     );
     let duplicates = seen
         .lock()
@@ -240,42 +291,69 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_or("none".to_owned(), |r| format!("{r} msg/s"))
     );
 
-    let base = baseline(&emu, n).await?;
-    println!(
-        "  baseline (pull 100 / process / ack, sequential): {:.0} msg/s, {} requests, {:.2?}",
-        base.msgs_per_s, base.requests, base.elapsed
-    );
-    let cons = consumer(&emu, n).await?;
+    // With long handlers only the consumer runs: the sequential loop would take hours.
+    let base = match args.handler_ms {
+        Some(_) => None,
+        None => {
+            let base = baseline(&emu, n).await?;
+            println!(
+                "  baseline (pull 100 / process / ack, sequential): {:.0} msg/s, {} requests, {:.2?}",
+                base.msgs_per_s, base.requests, base.elapsed
+            );
+            Some(base)
+        }
+    };
+    let cons = consumer(&emu, &args).await?;
     #[allow(clippy::cast_precision_loss)]
     let per_message = cons.requests as f64 / n as f64;
+    #[allow(clippy::cast_precision_loss)]
+    let extend_per_message = cons.extend_requests as f64 / n as f64;
     println!(
         "  PullConsumer: {:.0} msg/s, {} requests ({per_message:.4} per message), {:.2?}",
         cons.msgs_per_s, cons.requests, cons.elapsed
     );
-    let speedup = cons.msgs_per_s / base.msgs_per_s;
+    println!(
+        "  leases: {} redeliveries, {} expiries, {} extension requests ({extend_per_message:.4} per message)",
+        cons.redeliveries, cons.lease_expiries, cons.extend_requests
+    );
+    let speedup = base.as_ref().map(|b| cons.msgs_per_s / b.msgs_per_s);
     let rss = peak_rss_mb().unwrap_or(-1.0);
     println!(
-        "  speedup {speedup:.1}x; acked {}, lost {}, duplicates {}; peak RSS {rss:.1} MB",
-        cons.acked, cons.lost, cons.duplicates
+        "  speedup {}; acked {}, lost {}, duplicates {}; peak RSS {rss:.1} MB",
+        speedup.map_or("n/a".to_owned(), |s| format!("{s:.1}x")),
+        cons.acked,
+        cons.lost,
+        cons.duplicates
     );
-    // Keys in the documented order (serde_json would sort them).
+    let num =
+        |v: Option<f64>, digits: usize| v.map_or("null".to_owned(), |v| format!("{v:.digits$}"));
+    // Keys in the documented order (serde_json would sort them). Keys are only ever
+    // added, never renamed.
     let json = format!(
         concat!(
-            r#"{{"latency_ms":{},"rate_limit":{},"messages":{},"baseline_msgs_per_s":{:.0},"#,
-            r#""consumer_msgs_per_s":{:.0},"speedup":{:.1},"requests_per_message":{:.4},"#,
-            r#""acked":{},"lost":{},"duplicates":{},"peak_rss_mb":{:.1}}}"#
+            r#"{{"latency_ms":{},"rate_limit":{},"messages":{},"baseline_msgs_per_s":{},"#,
+            r#""consumer_msgs_per_s":{:.0},"speedup":{},"requests_per_message":{:.4},"#,
+            r#""acked":{},"lost":{},"duplicates":{},"peak_rss_mb":{:.1},"#,
+            r#""handler_ms":{},"visibility_ms":{},"max_in_flight":{},"#,
+            r#""redeliveries":{},"lease_expiries":{},"extend_requests_per_message":{:.4}}}"#
         ),
         args.latency_ms,
         args.rate_limit.map_or("null".to_owned(), |r| r.to_string()),
         n,
-        base.msgs_per_s,
+        num(base.as_ref().map(|b| b.msgs_per_s), 0),
         cons.msgs_per_s,
-        speedup,
+        num(speedup, 1),
         per_message,
         cons.acked,
         cons.lost,
         cons.duplicates,
         rss,
+        args.handler_ms.map_or("null".to_owned(), |h| h.to_string()),
+        args.visibility_ms,
+        args.max_in_flight,
+        cons.redeliveries,
+        cons.lease_expiries,
+        extend_per_message,
     );
     // The line must stay valid JSON.
     debug_assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok());

@@ -13,7 +13,8 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `CONSUMER_MAX_IN_FLIGHT` | 64 | handlers running at once |
-//! | `CONSUMER_VISIBILITY_SECS` | 120 | lease per message; keep it above your slowest job |
+//! | `CONSUMER_VISIBILITY_SECS` | 60 | lease per message: how soon a crashed worker's messages come back (running jobs' leases are extended) |
+//! | `CONSUMER_MAX_LEASE_SECS` | 3600 | longest a job may hold its message; set it above your slowest job |
 //! | `CONSUMER_BATCH_SIZE` | 100 | messages per pull |
 //! | `CONSUMER_DRAIN_SECS` | 30 | how long running jobs may take at shutdown |
 //! | `RUST_LOG` | `info` | log filter |
@@ -51,7 +52,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let consumer = queue
         .pull_consumer()
         .max_in_flight(env_or("CONSUMER_MAX_IN_FLIGHT", 64))
-        .visibility_timeout(Duration::from_secs(env_or("CONSUMER_VISIBILITY_SECS", 120)))
+        // Short: running jobs keep their leases through extension, and a crash costs
+        // only this long before the messages come back.
+        .visibility_timeout(Duration::from_secs(env_or("CONSUMER_VISIBILITY_SECS", 60)))
+        .max_lease(Duration::from_secs(env_or("CONSUMER_MAX_LEASE_SECS", 3600)))
         .batch_size(env_or("CONSUMER_BATCH_SIZE", 100))
         .build()?;
 
@@ -73,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             loop {
                 every.tick().await;
                 let s = shutdown.stats();
-                tracing::info!(state = ?s.state, acked = s.acked, retried = s.retried, in_flight = s.in_flight, backlog = ?s.backlog, "stats");
+                tracing::info!(state = ?s.state, acked = s.acked, retried = s.retried, in_flight = s.in_flight, leases_extended = s.leases_extended, extension_active = s.extension_active, backlog = ?s.backlog, "stats");
             }
         }
     });

@@ -11,7 +11,8 @@
 //! let consumer = client
 //!     .queue("023e105f4ecef8ad9ca31a8372d0c353")
 //!     .pull_consumer()
-//!     .visibility_timeout(Duration::from_secs(120))
+//!     .visibility_timeout(Duration::from_secs(60))
+//!     .max_lease(Duration::from_secs(3600))
 //!     .max_in_flight(64)
 //!     .build()?;
 //!
@@ -39,11 +40,15 @@
 //!
 //! # How it works
 //!
-//! * **Pull only what can start.** Cloudflare cannot extend a lease, so a message waiting
-//!   in a local buffer spends its lease and, when it runs out, one of its attempts. The
-//!   consumer holds at most `max_in_flight` undecided deliveries and pulls only for free
-//!   slots, with up to `max_concurrent_pulls` pulls in flight. A delivery whose lease is
-//!   nearly spent before it reaches the application is released, not handed out.
+//! * **Leases of running jobs are extended.** While a delivery handed to the application
+//!   is undecided, its lease is renewed (`POST …/messages/extend`) before it runs out, up
+//!   to `max_lease`; settlements use the newest lease id. So the visibility timeout can
+//!   stay short (fast recovery after a crash) whatever a job's length.
+//! * **Pull only what can start.** A message waiting in a local buffer spends its lease.
+//!   The consumer holds at most `max_in_flight` undecided deliveries and pulls only for
+//!   free slots, with up to `max_concurrent_pulls` pulls in flight. A delivery whose
+//!   lease is nearly spent before it reaches the application is released, not handed
+//!   out.
 //! * **Batched settlement.** `ack`, `retry` and `release` only enqueue; one background
 //!   flusher sends them in batches (100 entries or 100 ms by default, sooner when a lease
 //!   is about to end), retries failed requests, and checks the counts Cloudflare returns.
