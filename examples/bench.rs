@@ -35,7 +35,7 @@ struct Args {
     rate_limit: Option<u32>,
     handler_ms: Option<u64>,
     visibility_ms: u64,
-    max_in_flight: usize,
+    max_in_flight: u32,
     lease_extension: bool,
 }
 
@@ -220,7 +220,7 @@ async fn consumer(emu: &Emulator, args: &Args) -> Result<Phase, Box<dyn std::err
         tokio::spawn(consumer.run(move |m| {
             let seen = seen.clone();
             async move {
-                if !m.text().is_ok_and(check) {
+                if !m.text().is_ok_and(|t| check(&t)) {
                     return Outcome::Release;
                 }
                 if let Some(job) = job {

@@ -48,6 +48,9 @@ mod pagination;
 mod retry;
 #[cfg(test)]
 mod server_input_tests;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod transport;
 
 pub use api::*;

@@ -19,8 +19,8 @@ pub struct PullConsumerBuilder {
     queue: QueueHandle,
     batch_size: u32,
     visibility_timeout: Duration,
-    max_in_flight: usize,
-    max_concurrent_pulls: usize,
+    max_in_flight: u32,
+    max_concurrent_pulls: u32,
     ack: AckBatching,
     idle_backoff: Backoff,
     error_backoff: Backoff,
@@ -32,6 +32,7 @@ pub struct PullConsumerBuilder {
     lease_extension: bool,
     max_lease: Duration,
     extension_margin: Option<Duration>,
+    handler_backoff: Backoff,
 }
 
 impl QueueHandle {
@@ -59,6 +60,7 @@ impl QueueHandle {
             lease_extension: true,
             max_lease: Duration::from_secs(3600),
             extension_margin: None,
+            handler_backoff: Backoff::new(Duration::from_secs(10), Duration::from_secs(600)),
         }
     }
 }
@@ -80,13 +82,13 @@ impl PullConsumerBuilder {
 
     /// Most deliveries held undecided at once: the runner's handler concurrency, and the
     /// stream's look-ahead. Default 256.
-    pub fn max_in_flight(mut self, n: usize) -> Self {
+    pub fn max_in_flight(mut self, n: u32) -> Self {
         self.max_in_flight = n;
         self
     }
 
     /// Most pull requests in flight at once. Default 4.
-    pub fn max_concurrent_pulls(mut self, n: usize) -> Self {
+    pub fn max_concurrent_pulls(mut self, n: u32) -> Self {
         self.max_concurrent_pulls = n;
         self
     }
@@ -172,6 +174,16 @@ impl PullConsumerBuilder {
         self
     }
 
+    /// Delay before a message whose handler failed (returned `Err` or panicked) is
+    /// retried: exponential in the message's `attempts()` with jitter. Default 10 s,
+    /// doubling, capped at 10 min (Cloudflare allows up to 24 h). An explicit
+    /// [`Outcome::retry`](super::Outcome::retry) still means the consumer's server-side
+    /// `retry_delay`.
+    pub fn handler_backoff(mut self, backoff: Backoff) -> Self {
+        self.handler_backoff = backoff;
+        self
+    }
+
     /// Checks the settings and builds the consumer. Nothing is sent until it is used.
     pub fn build(self) -> Result<PullConsumer> {
         let backend = Arc::new(self.queue.clone());
@@ -230,8 +242,8 @@ impl PullConsumerBuilder {
         let cfg = Config {
             batch_size: self.batch_size,
             visibility_timeout: self.visibility_timeout,
-            max_in_flight: self.max_in_flight,
-            max_concurrent_pulls: self.max_concurrent_pulls,
+            max_in_flight: self.max_in_flight as usize,
+            max_concurrent_pulls: self.max_concurrent_pulls as usize,
             ack: self.ack,
             idle_backoff: self.idle_backoff,
             error_backoff: self.error_backoff,
@@ -241,6 +253,7 @@ impl PullConsumerBuilder {
             on_decode_error: self.on_decode_error,
             shutdown: self.shutdown,
             extension,
+            handler_backoff: self.handler_backoff,
         };
         let (core, settle_rx) = Core::new(backend, cfg);
         Ok(PullConsumer {

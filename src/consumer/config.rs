@@ -59,11 +59,11 @@ impl ShutdownMode {
 #[non_exhaustive]
 pub struct AckBatching {
     /// Most entries (acks + retries) per request. Default 100.
-    pub max_entries: usize,
+    pub max_entries: u32,
     /// Longest an entry waits before its batch is sent. Default 100 ms.
     pub max_delay: Duration,
     /// Most ack requests in flight. Default 8.
-    pub max_concurrent_requests: usize,
+    pub max_concurrent_requests: u32,
     /// How long a failing ack request keeps being retried. Default 5 minutes.
     pub give_up_after: Duration,
     /// Backoff between retries of a failed ack request. Default 100 ms to 5 s.
@@ -85,7 +85,7 @@ impl Default for AckBatching {
 impl AckBatching {
     /// Most entries per request.
     #[must_use]
-    pub fn max_entries(mut self, n: usize) -> Self {
+    pub fn max_entries(mut self, n: u32) -> Self {
         self.max_entries = n;
         self
     }
@@ -99,7 +99,7 @@ impl AckBatching {
 
     /// Most ack requests in flight.
     #[must_use]
-    pub fn max_concurrent_requests(mut self, n: usize) -> Self {
+    pub fn max_concurrent_requests(mut self, n: u32) -> Self {
         self.max_concurrent_requests = n;
         self
     }
@@ -136,6 +136,9 @@ pub(crate) struct Config {
     pub(crate) shutdown: ShutdownMode,
     /// Lease extension; `None` when turned off.
     pub(crate) extension: Option<Extension>,
+    /// Delay before a message whose handler failed (an error or a panic) is retried, by
+    /// its attempts.
+    pub(crate) handler_backoff: Backoff,
 }
 
 /// How handed-out deliveries' leases are extended.

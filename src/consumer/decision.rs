@@ -5,6 +5,7 @@
 use super::report::Counters;
 use crate::error::{Error, Result};
 use crate::limits;
+use crate::retry::Backoff;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -15,8 +16,12 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// What a handler decided about a message.
+///
+/// Deliberately *not* `#[non_exhaustive]`: these are the three things the Queues API can
+/// do with a lease (acknowledge it, retry it with a delay, give it back), so a `match`
+/// over an `Outcome` needs no wildcard arm. A fourth would be a new API capability and a
+/// breaking release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Outcome {
     /// Done: acknowledge it.
     Ack,
@@ -36,34 +41,161 @@ impl Outcome {
         Outcome::Retry { delay: Some(delay) }
     }
 
-    /// Retry after the consumer's configured `retry_delay`.
+    /// Retry after the consumer's server-side `retry_delay` (the HTTP pull consumer's
+    /// setting), not the client-side handler backoff that failures get.
     pub fn retry() -> Self {
         Outcome::Retry { delay: None }
     }
 }
 
-/// What a handler may return: an [`Outcome`], or a `Result` where `Ok` acknowledges and
-/// `Err` is logged and retried after the consumer's configured `retry_delay`.
-pub trait IntoOutcome {
-    /// The decision.
-    fn into_outcome(self) -> Outcome;
+/// What code under test decided about a message (see
+/// [`testing`](crate::testing)).
+#[cfg(feature = "testing")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Decided {
+    /// Acknowledged.
+    Ack,
+    /// Retried explicitly, after `delay` (`None`: the consumer's server-side
+    /// `retry_delay`).
+    Retry {
+        /// The delay asked for.
+        delay: Option<Duration>,
+    },
+    /// Released (given back at once).
+    Release,
+    /// The handler failed (an `Err`, or a panic): the consumer would log it and retry
+    /// after its handler backoff.
+    Failed {
+        /// The error chain (`outer: cause`), or `panicked: <message>`.
+        error: String,
+    },
+    /// Dropped undecided: the consumer's drop policy applies (release, by default).
+    Dropped,
 }
 
-impl IntoOutcome for Outcome {
-    fn into_outcome(self) -> Outcome {
-        self
+/// Where a test delivery records its decision.
+#[cfg(feature = "testing")]
+pub(crate) type ProbeSlot = std::sync::Arc<std::sync::Mutex<Option<Decided>>>;
+
+#[cfg(feature = "testing")]
+impl Decided {
+    pub(crate) fn of(decision: Decision) -> Self {
+        match decision {
+            Decision::Ack => Decided::Ack,
+            Decision::Retry(delay) => Decided::Retry { delay },
+            Decision::Release | Decision::ExpiredBeforeDispatch => Decided::Release,
+        }
+    }
+
+    pub(crate) fn failure(failure: &Failure) -> Self {
+        Decided::Failed {
+            error: match failure {
+                Failure::Error(err) => chain(err.as_ref()),
+                Failure::Panic(message) => format!("panicked: {message}"),
+            },
+        }
+    }
+
+    /// Records `self` in `slot`; what the test delivery's settlement resolves to.
+    pub(crate) fn record(self, slot: &ProbeSlot) -> Settled {
+        *slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(self);
+        Settled::ready(Ok(SettleOutcome { warning: None }))
     }
 }
 
-impl<E: std::fmt::Display> IntoOutcome for std::result::Result<(), E> {
-    fn into_outcome(self) -> Outcome {
-        match self {
-            Ok(()) => Outcome::Ack,
-            Err(e) => {
-                tracing::warn!(error = %e, "handler failed; the message will be retried");
-                Outcome::retry()
-            }
-        }
+/// A handler's failure: any error, boxed. Its whole `source()` chain is logged.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a handler did not decide.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// It returned an error.
+    Error(HandlerError),
+    /// It panicked, with this message.
+    Panic(String),
+}
+
+/// Turns a failure into a retry after the handler backoff (exponential in the message's
+/// attempts, with jitter), and logs it once at WARN with the message id, the attempts and
+/// the whole error chain (or the panic message).
+pub(crate) fn failed(
+    backoff: &Backoff,
+    message_id: &str,
+    attempts: u32,
+    failure: &Failure,
+) -> Decision {
+    let delay = backoff.delay_random(attempts.max(1)).min(limits::MAX_DELAY);
+    let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    match failure {
+        Failure::Error(err) => tracing::warn!(
+            %message_id,
+            attempts,
+            retry_in_ms,
+            error = %chain(err.as_ref()),
+            "handler failed; the message will be retried"
+        ),
+        Failure::Panic(panic) => tracing::warn!(
+            %message_id,
+            attempts,
+            retry_in_ms,
+            panic = %panic,
+            "handler panicked; the message will be retried"
+        ),
+    }
+    Decision::Retry(Some(delay))
+}
+
+/// An error and its causes, `outer: cause: root`.
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_owned(),
+        (_, Some(s)) => s.clone(),
+        _ => "a panic without a message".to_owned(),
+    }
+}
+
+/// What a handler may return: an [`Outcome`], a `Result<(), E>` (`Ok` acknowledges), or
+/// a `Result<Outcome, E>`. An `Err` is a failure: the consumer logs it once (message id,
+/// attempts, the whole error chain) and retries the message after its handler backoff
+/// ([`PullConsumerBuilder::handler_backoff`](super::PullConsumerBuilder::handler_backoff)),
+/// which grows with the message's attempts, so a failing message does not spin into the
+/// dead-letter queue. `E` is anything that converts into a boxed error: your error
+/// types, `anyhow::Error`, `String`.
+pub trait IntoOutcome {
+    /// The decision, or the failure.
+    fn into_outcome(self) -> std::result::Result<Outcome, HandlerError>;
+}
+
+impl IntoOutcome for Outcome {
+    fn into_outcome(self) -> std::result::Result<Outcome, HandlerError> {
+        Ok(self)
+    }
+}
+
+impl<E: Into<HandlerError>> IntoOutcome for std::result::Result<(), E> {
+    fn into_outcome(self) -> std::result::Result<Outcome, HandlerError> {
+        self.map(|()| Outcome::Ack).map_err(Into::into)
+    }
+}
+
+impl<E: Into<HandlerError>> IntoOutcome for std::result::Result<Outcome, E> {
+    fn into_outcome(self) -> std::result::Result<Outcome, HandlerError> {
+        self.map_err(Into::into)
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`Delivery`]: one leased message plus the right to decide its fate, once.
 
 use super::core::Core;
-use super::decision::{Decision, Settled};
+use super::decision::{self, Decision, Failure, IntoOutcome, Settled};
 use super::ledger::Key;
 use crate::error::{BodyErrorKind, Error, Result};
 use crate::models::{
@@ -111,6 +111,41 @@ impl ReceivedMessage {
         (msg, err)
     }
 
+    /// A message made up by a test (see [`crate::testing`]); `v8` and unknown content
+    /// types are undecodable, as over HTTP.
+    #[cfg(feature = "testing")]
+    pub(crate) fn synthetic(
+        id: String,
+        attempts: u32,
+        timestamp_ms: u64,
+        content_type: ContentType,
+        metadata: serde_json::Map<String, serde_json::Value>,
+        payload: Vec<u8>,
+        lease_deadline: Instant,
+    ) -> Self {
+        let body = match content_type {
+            ContentType::Text | ContentType::Json | ContentType::Bytes => Body::Decoded(payload),
+            ContentType::V8 | ContentType::Unknown(_) => {
+                use base64::Engine as _;
+                Body::Undecodable {
+                    raw: base64::engine::general_purpose::STANDARD.encode(payload),
+                    why: Undecodable::Unsupported,
+                }
+            }
+        };
+        ReceivedMessage {
+            lease_id: format!("test-lease-{id}"),
+            id,
+            attempts,
+            timestamp_ms,
+            content_type,
+            metadata,
+            body,
+            lease_deadline,
+            lease: None,
+        }
+    }
+
     /// The message id: stable across redeliveries, so use it to make processing idempotent.
     pub fn id(&self) -> &str {
         &self.id
@@ -132,9 +167,10 @@ impl ReceivedMessage {
         millis_to_time(self.timestamp_ms)
     }
 
-    /// How the body was published.
-    pub fn content_type(&self) -> &ContentType {
-        &self.content_type
+    /// How the body was published (`CF-Content-Type`). A value, as on
+    /// [`PulledMessage::content_type`](crate::models::PulledMessage::content_type).
+    pub fn content_type(&self) -> ContentType {
+        self.content_type.clone()
     }
 
     /// Message metadata (`CF-Content-Type`, `CF-sourceMessageSource`, ...).
@@ -181,26 +217,27 @@ impl ReceivedMessage {
     }
 
     /// The decoded payload bytes.
-    pub fn bytes(&self) -> Result<&[u8]> {
+    ///
+    /// Returns a `Cow`, like [`PulledMessage::bytes`](crate::models::PulledMessage::bytes),
+    /// so that code works on either; here it always borrows (bodies are decoded once, on
+    /// arrival).
+    pub fn bytes(&self) -> Result<Cow<'_, [u8]>> {
         match &self.body {
-            Body::Decoded(bytes) => Ok(bytes),
+            Body::Decoded(bytes) => Ok(Cow::Borrowed(bytes)),
             Body::Undecodable { why, .. } => Err(self.undecodable(why)),
         }
     }
 
-    /// The payload as UTF-8 text.
-    pub fn text(&self) -> Result<&str> {
-        let bytes = self.bytes()?;
-        match payload_text(&self.id, &self.content_type, Cow::Borrowed(bytes))? {
-            Cow::Borrowed(s) => Ok(s),
-            // A borrowed input always decodes to a borrowed str.
-            Cow::Owned(_) => Err(self.undecodable(&Undecodable::Unsupported)),
-        }
+    /// The payload as UTF-8 text (a json body gives its JSON text). A `Cow`, like
+    /// [`PulledMessage::text`](crate::models::PulledMessage::text); here it always
+    /// borrows.
+    pub fn text(&self) -> Result<Cow<'_, str>> {
+        payload_text(&self.id, &self.content_type, self.bytes()?)
     }
 
     /// The payload parsed as JSON into `T`.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        payload_json(&self.id, &self.content_type, self.bytes()?)
+        payload_json(&self.id, &self.content_type, &self.bytes()?)
     }
 
     /// The body exactly as it arrived (base64 for json and bytes).
@@ -258,35 +295,82 @@ pub struct Delivery {
 
 /// The right to settle one delivery; settles per the drop policy when dropped unused.
 pub(crate) struct Ticket {
-    core: Arc<Core>,
-    key: Key,
+    target: Target,
     used: bool,
+}
+
+/// Where a decision goes.
+enum Target {
+    /// The consumer's ledger entry.
+    Consumer { core: Arc<Core>, key: Key },
+    /// A test's probe (see [`crate::testing`]): the decision is recorded, nothing sent.
+    #[cfg(feature = "testing")]
+    Probe(decision::ProbeSlot),
 }
 
 impl Ticket {
     pub(crate) fn new(core: Arc<Core>, key: Key) -> Self {
         Ticket {
-            core,
-            key,
+            target: Target::Consumer { core, key },
+            used: false,
+        }
+    }
+
+    #[cfg(feature = "testing")]
+    pub(crate) fn probe(probe: decision::ProbeSlot) -> Self {
+        Ticket {
+            target: Target::Probe(probe),
             used: false,
         }
     }
 
     pub(crate) fn settle(mut self, decision: Decision) -> Settled {
         self.used = true;
-        self.core.settle(self.key, decision)
+        match &self.target {
+            Target::Consumer { core, key } => core.settle(*key, decision),
+            #[cfg(feature = "testing")]
+            Target::Probe(slot) => decision::Decided::of(decision).record(slot),
+        }
     }
 
-    pub(crate) fn key(&self) -> Key {
-        self.key
+    /// Settles a failed handler's message: a retry after the handler backoff (logged).
+    pub(crate) fn fail(self, message: &ReceivedMessage, failure: &Failure) -> Settled {
+        match &self.target {
+            Target::Consumer { core, .. } => {
+                let backoff = core.cfg.handler_backoff;
+                let decision =
+                    decision::failed(&backoff, message.id(), message.attempts(), failure);
+                self.settle(decision)
+            }
+            #[cfg(feature = "testing")]
+            Target::Probe(slot) => {
+                let settled = decision::Decided::failure(failure).record(slot);
+                let mut this = self;
+                this.used = true;
+                settled
+            }
+        }
+    }
+
+    pub(crate) fn key(&self) -> Option<Key> {
+        match &self.target {
+            Target::Consumer { key, .. } => Some(*key),
+            #[cfg(feature = "testing")]
+            Target::Probe(_) => None,
+        }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if !self.used {
+        if self.used {
+            return;
+        }
+        match &self.target {
             // The lease id lives in the ledger, so Drop needs nothing else.
-            self.core.settle_dropped(self.key);
+            Target::Consumer { core, key } => core.settle_dropped(*key),
+            #[cfg(feature = "testing")]
+            Target::Probe(slot) => drop(decision::Decided::Dropped.record(slot)),
         }
     }
 }
@@ -328,9 +412,22 @@ impl Delivery {
         self.decide(Decision::Release)
     }
 
-    /// The ledger key of an undecided delivery.
-    pub(crate) fn key(&self) -> Option<Key> {
-        self.ticket.as_ref().map(Ticket::key)
+    /// Settles with what a handler returned ([`IntoOutcome`]): an [`Outcome`](super::Outcome)
+    /// as the matching method would, and an `Err` as the runner does: logged once (message
+    /// id, attempts, error chain) and retried after the consumer's handler backoff.
+    /// Stream users get the same semantics as [`PullConsumer::run`](super::PullConsumer::run).
+    pub fn settle(self, outcome: impl IntoOutcome) -> Settled {
+        match outcome.into_outcome() {
+            Ok(outcome) => self.decide(Decision::from(outcome)),
+            Err(err) => self.fail(&Failure::Error(err)),
+        }
+    }
+
+    pub(crate) fn fail(mut self, failure: &Failure) -> Settled {
+        match self.ticket.take() {
+            Some(ticket) => ticket.fail(&self.msg, failure),
+            None => Settled::ready(Err(Error::ConsumerClosed)),
+        }
     }
 
     pub(crate) fn decide(mut self, decision: Decision) -> Settled {
@@ -341,25 +438,13 @@ impl Delivery {
     }
 
     /// Splits the data from the settling right, for the runner.
-    pub(crate) fn into_parts(mut self) -> (ReceivedMessage, Option<Ticket>) {
-        let ticket = self.ticket.take();
-        let msg = std::mem::replace(&mut self.msg, placeholder());
-        (msg, ticket)
+    pub(crate) fn into_parts(self) -> (ReceivedMessage, Option<Ticket>) {
+        (self.msg, self.ticket)
     }
-}
 
-/// An empty message, only ever stored in a `Delivery` being taken apart.
-fn placeholder() -> ReceivedMessage {
-    ReceivedMessage {
-        id: String::new(),
-        lease_id: String::new(),
-        attempts: 0,
-        timestamp_ms: 0,
-        content_type: ContentType::Unknown(String::new()),
-        metadata: serde_json::Map::new(),
-        body: Body::Decoded(Vec::new()),
-        lease_deadline: Instant::now(),
-        lease: None,
+    /// The ledger key of an undecided delivery of a consumer.
+    pub(crate) fn key(&self) -> Option<Key> {
+        self.ticket.as_ref().and_then(Ticket::key)
     }
 }
 

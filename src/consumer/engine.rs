@@ -3,7 +3,7 @@
 
 use super::config::ShutdownMode;
 use super::core::Core;
-use super::decision::{Command, Decision, Settlement};
+use super::decision::{Command, Decision, Settlement, panic_message};
 use super::handout::{Handout, Item};
 use super::puller::Pool;
 use super::report::{ConsumerState, Counters, ShutdownReport, Stats};
@@ -112,7 +112,7 @@ impl Engine {
                 },
                 Err(panic) => Error::ConsumerFailed {
                     task,
-                    reason: panic_message(panic.as_ref()),
+                    reason: format!("panicked: {}", panic_message(panic.as_ref())),
                 },
             };
             if matches!(err, Error::ConsumerFailed { .. }) {
@@ -373,14 +373,6 @@ impl Budget {
                 settle: at(ms(300)),
             },
         }
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-        (Some(s), _) => format!("panicked: {s}"),
-        (_, Some(s)) => format!("panicked: {s}"),
-        _ => "panicked".to_owned(),
     }
 }
 

@@ -35,6 +35,8 @@ struct State {
     next_lease: u64,
     /// Lease id -> (message id, body).
     leased: HashMap<String, (String, String)>,
+    /// Deliveries so far, by message id.
+    attempts: HashMap<String, u32>,
     acked: Vec<String>,
     retried: Vec<(String, Option<Duration>)>,
     ack_requests: u64,
@@ -150,12 +152,17 @@ impl Fake {
             let lease_id = format!("lease-{}", s.next_lease);
             s.leased
                 .insert(lease_id.clone(), (id.clone(), body.clone()));
+            let attempts = {
+                let n = s.attempts.entry(id.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
             let mut metadata = serde_json::Map::new();
             metadata.insert("CF-Content-Type".into(), "text".into());
             result.messages.push(PulledMessage {
                 id,
                 lease_id,
-                attempts: 1,
+                attempts,
                 body,
                 metadata,
                 timestamp_ms: 1,

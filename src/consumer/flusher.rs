@@ -197,12 +197,16 @@ impl Flusher {
         if self.close.as_ref().is_some_and(|c| c.abandon) || self.core.is_abandoning() {
             return;
         }
-        while self.inflight.len() < cfg.max_concurrent_requests {
+        let (max_entries, max_requests) = (
+            cfg.max_entries as usize,
+            cfg.max_concurrent_requests as usize,
+        );
+        while self.inflight.len() < max_requests {
             let Some(&(front, arrived, _)) = self.pending.front() else {
                 break;
             };
             let now = Instant::now();
-            let reason = if self.pending.len() >= cfg.max_entries {
+            let reason = if self.pending.len() >= max_entries {
                 "size"
             } else if self.close.is_some() {
                 "shutdown"
@@ -219,7 +223,7 @@ impl Flusher {
             } else {
                 break;
             };
-            let take = self.pending.len().min(cfg.max_entries);
+            let take = self.pending.len().min(max_entries);
             let batch: Vec<Wire> = self
                 .pending
                 .drain(..take)
@@ -284,7 +288,7 @@ impl Flusher {
     }
 
     fn next_wake(&self) -> Option<Instant> {
-        if self.inflight.len() >= self.core.cfg.ack.max_concurrent_requests {
+        if self.inflight.len() >= self.core.cfg.ack.max_concurrent_requests as usize {
             return None;
         }
         let (max_delay, margin) = (self.core.cfg.ack.max_delay, self.core.cfg.lease_margin);

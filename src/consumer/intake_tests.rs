@@ -75,7 +75,10 @@ async fn a_malformed_entry_with_a_lease_goes_through_the_decode_policy() {
     let c = consumer(&fake, builder());
     let mut stream = c.stream();
     let good = take(&mut stream, 3).await;
-    let bodies: Vec<String> = good.iter().map(|d| d.text().unwrap().to_owned()).collect();
+    let bodies: Vec<String> = good
+        .iter()
+        .map(|d| d.text().unwrap().into_owned())
+        .collect();
     assert_eq!(bodies, ["body 0", "body 1", "body 2"]);
     for d in good {
         drop(d.ack());

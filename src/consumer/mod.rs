@@ -93,6 +93,8 @@ mod extender_tests;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
+mod handler_tests;
+#[cfg(test)]
 mod intake_tests;
 #[cfg(test)]
 mod shutdown_tests;
@@ -103,7 +105,14 @@ mod test_support;
 
 pub use builder::PullConsumerBuilder;
 pub use config::{AckBatching, DecodeErrorPolicy, DropPolicy, ShutdownMode};
-pub use decision::{IntoOutcome, Outcome, SettleOutcome, Settled, SettledFuture};
+#[cfg(feature = "testing")]
+pub use decision::Decided;
+pub use decision::{HandlerError, IntoOutcome, Outcome, SettleOutcome, Settled, SettledFuture};
+// For `crate::testing`: building test deliveries and deciding like the runner.
+#[cfg(feature = "testing")]
+pub(crate) use decision::{Decision, Failure, ProbeSlot, panic_message};
+#[cfg(feature = "testing")]
+pub(crate) use delivery::Ticket;
 pub use delivery::{Delivery, ReceivedMessage};
 pub use handle::PullConsumer;
 pub use report::{ConsumerState, ShutdownReport, Stats};

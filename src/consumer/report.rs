@@ -3,8 +3,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// Where the consumer is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where the consumer is. Serialises as its name in snake case (`"running"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ConsumerState {
     /// Built, not yet pulling.
@@ -26,8 +27,9 @@ pub enum ConsumerState {
     Stopped,
 }
 
-/// A snapshot of the consumer's counters. Cheap: a few atomic loads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A snapshot of the consumer's counters. Cheap: a few atomic loads. Serialises to a JSON
+/// object with the field names below, for a daemon's status endpoint or logs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Current state.
@@ -82,8 +84,9 @@ pub struct Stats {
     pub backlog: Option<u64>,
 }
 
-/// What a shutdown settled. `pulled` equals the sum of the other counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a shutdown settled. `pulled` equals the sum of the other counts. Serialises to a
+/// JSON object with the field names below.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ShutdownReport {
     /// Messages leased over the consumer's life.
@@ -219,5 +222,40 @@ impl Counters {
             in_flight: in_flight as u64,
             backlog: (backlog != u64::MAX).then_some(backlog),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_and_reports_serialise_with_their_field_names() {
+        let stats = Counters::default().snapshot(ConsumerState::BackingOff, 3);
+        let json = serde_json::to_value(&stats).unwrap();
+        assert_eq!(json["state"], "backing_off");
+        assert_eq!(json["in_flight"], 3);
+        assert_eq!(json["backlog"], serde_json::Value::Null);
+        assert_eq!(json["extension_active"], false);
+        let report = ShutdownReport::from_stats(&stats);
+        let json = serde_json::to_value(&report).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "abandoned",
+                "acked",
+                "expired_before_dispatch",
+                "failed_to_settle",
+                "pulled",
+                "released",
+                "retried"
+            ]
+        );
     }
 }

@@ -1,13 +1,15 @@
 //! [`PullConsumer::run`]: each delivery's handler in its own task, at most
 //! `max_in_flight` at once.
 
-use super::decision::{Decision, IntoOutcome};
+use super::decision::{self, Decision, Failure, IntoOutcome, panic_message};
 use super::delivery::{Delivery, ReceivedMessage};
 use super::engine::Engine;
 use super::handle::PullConsumer;
 use super::report::ShutdownReport;
 use crate::error::Result;
+use futures::FutureExt as _;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
@@ -17,9 +19,12 @@ impl PullConsumer {
     /// task, until shut down through a [`ShutdownHandle`] (returning its report) or
     /// stopped by a fatal error (returned after draining).
     ///
-    /// The handler returns an [`Outcome`] (or a `Result<(), E>`: `Ok` acks, `Err` retries).
-    /// A handler that panics, or is cancelled by shutdown, has its message released. No
-    /// handler starts once shutdown has begun.
+    /// The handler returns an [`Outcome`], or a `Result` (see [`IntoOutcome`]): `Ok`
+    /// acknowledges; an `Err`, like a panic, is logged once at WARN (message id,
+    /// attempts, the error chain or panic message) and the message is retried after the
+    /// handler backoff, which grows with its attempts. A handler cancelled by shutdown
+    /// has its message released. No handler starts once shutdown has begun. Each handler
+    /// runs in a `cfq.handle` span at INFO level carrying the message id and attempts.
     pub async fn run<H, F, O>(self, handler: H) -> Result<ShutdownReport>
     where
         H: Fn(ReceivedMessage) -> F + Send + Sync + 'static,
@@ -71,16 +76,27 @@ where
     }
     let _running = HandlerGuard(engine.clone());
     let mut abort = engine.core.abort_signal();
-    let span = tracing::debug_span!(
-        "cfq.handle",
-        message_id = msg.id(),
-        attempts = msg.attempts(),
-        lease_remaining_ms = u64::try_from(msg.lease_remaining().as_millis()).unwrap_or(u64::MAX),
-    );
-    let work = handler(msg).instrument(span);
+    let (id, attempts) = (msg.id().to_owned(), msg.attempts());
+    // At INFO, so that a handler's own events carry the message id and attempts.
+    let span = tracing::info_span!("cfq.handle", message_id = %id, attempts);
+    // A panic, whether building the future or running it, is a failure like an `Err`.
+    let work = async move {
+        let fut = std::panic::catch_unwind(AssertUnwindSafe(|| handler(msg)))
+            .map_err(|p| Failure::Panic(panic_message(p.as_ref())))?;
+        match AssertUnwindSafe(fut).catch_unwind().await {
+            Ok(out) => out.into_outcome().map_err(Failure::Error),
+            Err(p) => Err(Failure::Panic(panic_message(p.as_ref()))),
+        }
+    };
     tokio::select! {
-        out = work => {
-            drop(ticket.settle(Decision::from(out.into_outcome())));
+        result = work.instrument(span.clone()) => {
+            let decision = match result {
+                Ok(outcome) => Decision::from(outcome),
+                Err(failure) => span.in_scope(|| {
+                    decision::failed(&engine.core.cfg.handler_backoff, &id, attempts, &failure)
+                }),
+            };
+            drop(ticket.settle(decision));
         }
         // Cancelled by shutdown: dropping the ticket releases the message.
         _ = abort.wait_for(|a| *a) => {}
@@ -96,9 +112,10 @@ impl Drop for HandlerGuard {
 }
 
 fn log_handler_end(done: std::result::Result<(), tokio::task::JoinError>) {
+    // Handler panics are caught and retried in `run_handler`; this is the runner's own.
     if let Err(e) = done {
         if e.is_panic() {
-            tracing::error!("a message handler panicked; its message was released");
+            tracing::error!("a message handler task panicked outside its handler (a bug)");
         }
     }
 }

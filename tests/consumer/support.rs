@@ -1,9 +1,8 @@
 //! Helpers for the consumer tests (also used by tests/spans.rs, which needs only some).
 #![allow(dead_code)]
 
-use cloudflare_queues::consumer::{AckBatching, PullConsumerBuilder};
+use cloudflare_queues::QueueHandle;
 use cloudflare_queues::emulator::Emulator;
-use cloudflare_queues::{Backoff, QueueHandle};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -25,29 +24,9 @@ pub async fn http_pull_queue(
     q
 }
 
-/// Consumer settings scaled down for tests: millisecond backoffs and flushes.
-pub fn fast_consumer(q: &QueueHandle) -> PullConsumerBuilder {
-    q.pull_consumer()
-        .max_in_flight(100)
-        .max_concurrent_pulls(2)
-        .idle_backoff(Backoff::new(
-            Duration::from_millis(5),
-            Duration::from_millis(50),
-        ))
-        .error_backoff(Backoff::new(
-            Duration::from_millis(5),
-            Duration::from_millis(50),
-        ))
-        .paused_poll_interval(Duration::from_millis(50))
-        .ack_batching(
-            AckBatching::default()
-                .max_delay(Duration::from_millis(20))
-                .backoff(Backoff::new(
-                    Duration::from_millis(5),
-                    Duration::from_millis(50),
-                )),
-        )
-}
+/// Consumer settings scaled down for tests: millisecond backoffs and flushes (the
+/// crate exports them for users' tests too).
+pub use cloudflare_queues::testing::fast_consumer;
 
 /// Polls `cond` until it holds; fails the test after 20 s.
 pub async fn wait_until(mut cond: impl FnMut() -> bool) {

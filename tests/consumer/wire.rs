@@ -229,7 +229,7 @@ async fn malformed_entries_cost_only_themselves_in_a_full_consumer_run() {
         let mut seen = Vec::new();
         for _ in 0..7 {
             let d = stream.next().await.unwrap().unwrap();
-            seen.push(d.text().unwrap().to_owned());
+            seen.push(d.text().unwrap().into_owned());
             drop(d.ack());
         }
         seen.sort();
