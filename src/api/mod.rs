@@ -16,6 +16,7 @@ pub use consumers::{
     GetConsumer, ListConsumers, UpdateConsumer,
 };
 pub use messages::{AckMessages, BatchReceipt, PullMessages, SendBatch, SendMessage};
+pub(crate) use messages::{batch_request_len, encode_batch, encode_message, starts_new_batch};
 pub use purge::{GetPurgeStatus, PeekMessages, PurgeConfirmation, PurgeMessages, PurgeQueue};
 pub use queues::{
     CreateQueue, DeleteQueue, EditQueue, FindQueue, GetMetrics, GetQueue, ListQueues, Queues,
