@@ -44,6 +44,7 @@ mod generated;
 pub mod limits;
 pub mod models;
 mod pagination;
+pub mod publisher;
 mod retry;
 mod transport;
 
