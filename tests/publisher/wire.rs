@@ -1,0 +1,109 @@
+//! What the Publisher puts on the wire, against wiremock.
+
+use cloudflare_queues::Client;
+use cloudflare_queues::models::Message;
+use std::time::Duration;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ACCOUNT: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+const QUEUE: &str = "b01b5594f784d0165c2985833f5660dd";
+
+fn batch_path() -> String {
+    format!("/client/v4/accounts/{ACCOUNT}/queues/{QUEUE}/messages/batch")
+}
+
+async fn server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(batch_path()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "success": true, "errors": [], "messages": [], "result": {}
+        })))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn client(server: &MockServer) -> Client {
+    Client::builder()
+        .api_token("token")
+        .account_id(ACCOUNT)
+        .base_url(format!("{}/client/v4", server.uri()))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// Bodies that JSON must escape: quotes, backslashes, newlines, control characters.
+fn awkward(i: usize) -> Message {
+    let unit = ["\"", "\\", "\n", "\u{1}", "é", "x"][i % 6];
+    Message::text(unit.repeat(20 + (i * 37) % 200))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_never_exceed_max_bytes_as_encoded_and_are_filled_greedily() {
+    let server = server().await;
+    let max_bytes = 2_000;
+    let publisher = client(&server)
+        .queue(QUEUE)
+        .publisher()
+        .max_bytes(max_bytes)
+        // One request at a time, so they arrive in the order they were formed.
+        .max_concurrent_requests(1)
+        .build()
+        .unwrap();
+    let messages: Vec<Message> = (0..120).map(awkward).collect();
+    let futures: Vec<_> = messages
+        .iter()
+        .cloned()
+        .map(|m| publisher.publish(m))
+        .collect();
+    for r in futures::future::join_all(futures).await {
+        r.unwrap();
+    }
+    publisher.shutdown().await;
+
+    // The split a greedy packer makes over the encoded sizes: `{"messages":[` + the
+    // messages joined by commas + `]}` within max_bytes.
+    let encoded: Vec<usize> = messages
+        .iter()
+        .map(|m| serde_json::to_vec(m).unwrap().len())
+        .collect();
+    let mut expected = Vec::new();
+    let (mut len, mut bytes) = (0, 15);
+    for size in &encoded {
+        let with = bytes + size + usize::from(len > 0);
+        if len > 0 && with > max_bytes {
+            expected.push(len);
+            (len, bytes) = (0, 15);
+        }
+        bytes += size + usize::from(len > 0);
+        len += 1;
+    }
+    expected.push(len);
+
+    let received = server.received_requests().await.unwrap();
+    let mut sizes = Vec::new();
+    let mut bodies = Vec::new();
+    for request in &received {
+        assert!(
+            request.body.len() <= max_bytes,
+            "{} bytes",
+            request.body.len()
+        );
+        let value: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        let batch = value["messages"].as_array().unwrap();
+        sizes.push(batch.len());
+        bodies.extend(batch.iter().cloned());
+    }
+    assert_eq!(sizes, expected);
+    // Counting raw body sizes instead would have packed fewer, larger requests.
+    let raw: usize = messages.iter().map(Message::size).sum();
+    assert!(raw / max_bytes + 1 < expected.len(), "the contrast holds");
+    let sent: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| serde_json::to_value(m).unwrap())
+        .collect();
+    assert_eq!(bodies, sent, "every message, once, in order");
+}
