@@ -3,12 +3,16 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--latency-ms 50] [--messages 20000] [--rate-limit 5000]
+//! cargo run --release --example bench -- --publish [--rate-limit 5000] [--publisher-rate-limit 4900]
 //! ```
 //!
 //! * `--latency-ms`: latency the emulator adds to every request (default 50).
 //! * `--messages`: messages per phase, 1 KB each (default 20000).
 //! * `--rate-limit`: the emulator's per-queue message-rate ceiling (default none;
 //!   Cloudflare's is 5000 messages per second).
+//! * `--publish`: run the publish phases instead (`send` per message, then one
+//!   `Publisher`; see `examples/support/publish_bench.rs`).
+//! * `--publisher-rate-limit`: the Publisher's own rate limit in the publish phase.
 //!
 //! The baseline is the loop Cloudflare's pull-consumer guide describes, written with this
 //! crate's low-level calls: pull 100, process, ack them, repeat. The consumer phase uses
@@ -22,10 +26,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "support/publish_bench.rs"]
+mod publish_bench;
+
 struct Args {
     latency_ms: u64,
     messages: usize,
     rate_limit: Option<u32>,
+    publish: bool,
+    publisher_rate_limit: Option<u32>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +42,8 @@ fn parse_args() -> Result<Args, String> {
         latency_ms: 50,
         messages: 20_000,
         rate_limit: None,
+        publish: false,
+        publisher_rate_limit: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,9 +63,17 @@ fn parse_args() -> Result<Args, String> {
                     Some(v.parse().map_err(|e| format!("--rate-limit: {e}"))?)
                 };
             }
+            "--publish" => args.publish = true,
+            "--publisher-rate-limit" => {
+                args.publisher_rate_limit = Some(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--publisher-rate-limit: {e}"))?,
+                );
+            }
             other => {
                 return Err(format!(
-                    "unknown flag {other}; flags: --latency-ms N --messages N --rate-limit N|none"
+                    "unknown flag {other}; flags: --latency-ms N --messages N --rate-limit N|none --publish --publisher-rate-limit N"
                 ));
             }
         }
@@ -239,6 +258,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.rate_limit
             .map_or("none".to_owned(), |r| format!("{r} msg/s"))
     );
+    if args.publish {
+        let publish = publish_bench::PublishArgs {
+            latency_ms: args.latency_ms,
+            rate_limit: args.rate_limit,
+            publisher_rate_limit: args.publisher_rate_limit,
+            messages: n,
+        };
+        return publish_bench::run(&emu, &publish).await;
+    }
 
     let base = baseline(&emu, n).await?;
     println!(

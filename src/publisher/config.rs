@@ -143,7 +143,7 @@ impl PublisherBuilder {
     }
 
     /// Client-side limit of each queue, in messages per second (a token bucket with
-    /// bursts of a tenth of a second's worth). Default none. Cloudflare's ceiling is
+    /// bursts of a twentieth of a second's worth, at least one batch). Default none. Cloudflare's ceiling is
     /// 5,000 per queue; a little under it (say 4,900) avoids nearly every 429.
     pub fn rate_limit(mut self, messages_per_second: u32) -> Self {
         self.rate_limit = Some(messages_per_second);

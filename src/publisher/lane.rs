@@ -3,8 +3,10 @@
 //!
 //! The rate limit is [`governor`]'s GCRA (a token bucket, in effect) on a clock that
 //! reads Tokio's time, so it follows `tokio::time::pause()` in tests. Its burst is a
-//! tenth of a second's worth of messages (at least one batch, at most one second's
-//! worth), which keeps the rate even over short windows, as Cloudflare measures it.
+//! twentieth of a second's worth of messages (at least one batch, at most one second's
+//! worth): the rate stays even over short windows, and a server that measures over a
+//! tenth of a second (as the emulator does) sees at most half its window's worth at once,
+//! which leaves room for requests that arrive closer together than they were sent.
 
 use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
@@ -49,11 +51,11 @@ impl std::fmt::Debug for RateLimit {
 }
 
 impl RateLimit {
-    /// `per_second` messages per second; bursts of `per_second / 10`, but at least
+    /// `per_second` messages per second; bursts of `per_second / 20`, but at least
     /// `min_burst` (one full batch) and at most `per_second`.
     pub(crate) fn new(per_second: NonZeroU32, min_burst: u32) -> Self {
         let rate = per_second.get();
-        let burst = (rate / 10).max(min_burst).min(rate).max(1);
+        let burst = (rate / 20).max(min_burst).min(rate).max(1);
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         let clock = TokioClock {
             origin: Instant::now(),
@@ -181,7 +183,7 @@ mod tests {
         assert_eq!(small.burst(), 20, "never more than one second's worth");
         assert_eq!(
             RateLimit::new(NonZeroU32::new(4900).unwrap(), 100).burst(),
-            490
+            245
         );
     }
 
