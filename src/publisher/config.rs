@@ -201,7 +201,19 @@ impl PublisherBuilder {
             lanes.push(Lane::new(queue.id(), rate));
         }
         let (shared, tx, rx) = batcher::Shared::new(cfg, lanes, pusher);
-        runtime.spawn(batcher::run(shared.clone(), rx));
+        let task = shared.clone();
+        runtime.spawn(async move {
+            use futures::FutureExt as _;
+            let run = std::panic::AssertUnwindSafe(batcher::run(task.clone(), rx));
+            if run.catch_unwind().await.is_err() {
+                // A bug, but no caller may wait forever: the messages it held were
+                // dropped (their callers learn the outcome is unknown); publish the
+                // report so that `shutdown` returns.
+                tracing::error!("the publisher's task panicked");
+                task.begin_close();
+                task.report.send_replace(Some(task.report_now()));
+            }
+        });
         Ok(Publisher {
             handle: Arc::new(Handle { tx, shared }),
         })

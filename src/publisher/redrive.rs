@@ -37,6 +37,7 @@ type ProgressFn = dyn Fn(&RedriveProgress) + Send + Sync;
 #[must_use = "a redrive does nothing until it is awaited"]
 pub struct Redrive {
     source: QueueHandle,
+    target_id: String,
     publisher: PublisherBuilder,
     max_messages: Option<u64>,
     batch_size: u32,
@@ -52,6 +53,7 @@ impl std::fmt::Debug for Redrive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Redrive")
             .field("source", &self.source.id())
+            .field("target", &self.target_id)
             .field("publisher", &self.publisher)
             .field("max_messages", &self.max_messages)
             .field("batch_size", &self.batch_size)
@@ -84,6 +86,7 @@ impl QueueHandle {
     pub fn redrive_to(&self, target: &QueueHandle) -> Redrive {
         Redrive {
             source: self.clone(),
+            target_id: target.id().to_owned(),
             publisher: target.publisher(),
             max_messages: None,
             batch_size: 100,
@@ -235,6 +238,12 @@ impl Redrive {
         )?;
         if self.concurrency == 0 {
             return Err(Error::invalid("concurrency", "must be at least 1"));
+        }
+        if self.target_id == self.source.id() {
+            return Err(Error::invalid(
+                "target",
+                "is the source queue; a redrive into itself would never end",
+            ));
         }
         let started = Instant::now();
         let publisher = self.publisher.build()?;

@@ -228,3 +228,34 @@ async fn a_target_that_refuses_for_good_stops_the_redrive_and_releases_the_messa
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_are_checked_before_anything_is_sent() {
+    bounded(async {
+        let emu = Emulator::start().await.unwrap();
+        let (dlq, target) = dlq_and_target(&emu, 5).await;
+        for (redrive, field) in [
+            (dlq.redrive_to(&dlq), "target"),
+            (dlq.redrive_to(&target).batch_size(0), "batch_size"),
+            (dlq.redrive_to(&target).batch_size(101), "batch_size"),
+            (dlq.redrive_to(&target).concurrency(0), "concurrency"),
+            (
+                dlq.redrive_to(&target).visibility_timeout(Duration::ZERO),
+                "visibility_timeout",
+            ),
+            (
+                dlq.redrive_to(&target).publisher(|p| p.max_messages(0)),
+                "max_messages",
+            ),
+        ] {
+            match redrive.await {
+                Err(cloudflare_queues::Error::InvalidInput { field: f, .. }) => {
+                    assert_eq!(f, field)
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        assert_eq!(emu.requests(&ops::PULL_MESSAGES), 0);
+    })
+    .await;
+}
