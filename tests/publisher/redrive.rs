@@ -113,6 +113,19 @@ async fn a_crash_midway_then_a_second_redrive_leaves_nothing_behind() {
         // The process dies: no more acks; what it leased comes back after its lease.
         first.abort();
         assert!(first.await.unwrap_err().is_cancelled());
+        // Requests already on the wire when it died are still handled by the server (a
+        // pull among them leases messages nobody will see): let them land before
+        // looking, so that the lease expiry below covers them too.
+        let mut quiet = 0;
+        while quiet < 3 {
+            let before = emu.total_requests();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            quiet = if emu.total_requests() == before {
+                quiet + 1
+            } else {
+                0
+            };
+        }
         let left_behind = emu
             .messages(dlq.id())
             .iter()
