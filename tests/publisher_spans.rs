@@ -62,6 +62,8 @@ fn one_publish_span_per_batch_request_with_its_size_and_attempt() {
         emu.set_faults(&ops::PUSH_BATCH, FaultPlan::first(1, Fault::Internal));
         let publisher = q
             .publisher()
+            // Long enough that the 150 messages are all in before the 50 leave by age.
+            .max_delay(Duration::from_millis(200))
             .retry_backoff(cloudflare_queues::Backoff::new(
                 Duration::from_millis(1),
                 Duration::from_millis(5),

@@ -123,7 +123,8 @@ pub struct RedriveProgress {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct RedriveReport {
-    /// Messages leased from the source.
+    /// Messages leased from the source and handled (a batch leased while the redrive
+    /// was already stopping is released at once and not counted).
     pub pulled: u64,
     /// Stored in the target and acknowledged in the source.
     pub moved: u64,
@@ -492,6 +493,15 @@ async fn worker(run: Arc<Run>) {
             run.drained.store(true, Ordering::SeqCst);
             break;
         }
+        if run.stop.load(Ordering::SeqCst) {
+            // Stopping (another worker failed) while this pull was out: give the batch
+            // back untouched; it is not counted.
+            let leases: Vec<String> = batch.messages.into_iter().map(|m| m.lease_id).collect();
+            if let Err(err) = run.settle(&[], &leases, &[]).await {
+                tracing::debug!(error = %err, "could not release a batch leased while stopping; it comes back after its lease");
+            }
+            break;
+        }
         add(&run.totals.pulled, batch.messages.len());
         move_batch(&run, batch.messages).await;
         run.progress();
@@ -539,6 +549,11 @@ async fn move_batch(run: &Run, messages: Vec<PulledMessage>) {
     }
     add(&run.totals.skipped, skips.len());
     add(&run.totals.failed, releases.len());
+    if let Some(err) = first_error {
+        // Stop the other workers before these messages become available again.
+        tracing::warn!(error = %err, "redrive stopped: publishing to the target failed");
+        run.fail(err);
+    }
     match run.settle(&acks, &releases, &skips).await {
         Ok(()) => {
             add(&run.totals.moved, acks.len());
@@ -549,10 +564,6 @@ async fn move_batch(run: &Run, messages: Vec<PulledMessage>) {
             add(&run.totals.unacknowledged, acks.len());
             run.fail(err);
         }
-    }
-    if let Some(err) = first_error {
-        tracing::warn!(error = %err, "redrive stopped: publishing to the target failed");
-        run.fail(err);
     }
 }
 

@@ -74,6 +74,9 @@ pub struct PublisherReport {
     pub failed: u64,
     /// Of `published`, those that may be stored twice.
     pub possibly_duplicated: u64,
+    /// Messages sent again after an unknown outcome: at most this many extra copies
+    /// (exactly this many when every unknown outcome was in fact a stored batch).
+    pub resent_after_ambiguous: u64,
     /// Batch requests made, resends included.
     pub requests: u64,
     /// Requests answered 429.
@@ -119,6 +122,7 @@ pub(crate) fn report(s: &PublisherStats) -> PublisherReport {
         published: s.published,
         failed: s.failed,
         possibly_duplicated: s.possibly_duplicated,
+        resent_after_ambiguous: s.resent_after_ambiguous,
         requests: s.requests,
         rate_limited_responses: s.rate_limited_responses,
         mean_batch_size: s.mean_batch_size,

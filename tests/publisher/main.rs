@@ -88,7 +88,11 @@ async fn a_lost_response_is_sent_again_and_the_duplicates_are_counted() {
         let q = queue(&emu, "lossy", false).await;
         // The first two batch requests are stored, then their responses lost.
         emu.set_faults(&ops::PUSH_BATCH, FaultPlan::first(2, Fault::LostResponse));
-        let publisher = fast_publisher(&q).build().unwrap();
+        // Three full batches; no partial one however slow the machine.
+        let publisher = fast_publisher(&q)
+            .max_delay(Duration::from_secs(5))
+            .build()
+            .unwrap();
         let futures: Vec<_> = (0..300).map(|i| publisher.publish(text(i))).collect();
         let results = futures::future::join_all(futures).await;
         let flagged = results
@@ -114,7 +118,11 @@ async fn at_most_once_fails_a_lost_response_instead_of_resending() {
         let emu = Emulator::start().await.unwrap();
         let q = queue(&emu, "once", false).await;
         emu.set_faults(&ops::PUSH_BATCH, FaultPlan::first(1, Fault::LostResponse));
-        let publisher = fast_publisher(&q).at_most_once().build().unwrap();
+        let publisher = fast_publisher(&q)
+            .at_most_once()
+            .max_delay(Duration::from_secs(5))
+            .build()
+            .unwrap();
         let futures: Vec<_> = (0..200).map(|i| publisher.publish(text(i))).collect();
         let results = futures::future::join_all(futures).await;
         let maybe: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
@@ -224,6 +232,7 @@ async fn a_sharded_publisher_spreads_batches_and_select_all_consumes_them() {
         let publisher = client
             .publisher_for(queues.iter().map(|q| q.id().to_owned()))
             .rate_limit(10_000)
+            .max_delay(Duration::from_secs(5))
             .retry_backoff(fast_backoff())
             .build()
             .unwrap();

@@ -2,7 +2,7 @@
 //! content types and progress.
 
 use super::support::*;
-use cloudflare_queues::emulator::{Emulator, Fault, FaultPlan, MessageState, SeedMessage};
+use cloudflare_queues::emulator::{Emulator, Fault, FaultPlan, Latency, MessageState, SeedMessage};
 use cloudflare_queues::publisher::RedriveProgress;
 use cloudflare_queues::{QueueHandle, ops};
 use std::collections::BTreeMap;
@@ -38,7 +38,20 @@ async fn under_refusals_every_message_moves_exactly_once() {
             Fault::Internal,
             Fault::BadGateway,
         ];
-        emu.set_faults(&ops::PUSH_BATCH, FaultPlan::random(0.3, refusals.clone()));
+        // Pushes: a script, so that refusals surely happen; pulls and acks: at random.
+        let [overloaded, internal, bad_gateway] = refusals.clone();
+        emu.set_faults(
+            &ops::PUSH_BATCH,
+            FaultPlan::script([
+                Some(overloaded.clone()),
+                Some(internal.clone()),
+                None,
+                Some(bad_gateway),
+                Some(overloaded),
+                None,
+                Some(internal),
+            ]),
+        );
         emu.set_faults(
             &ops::PULL_MESSAGES,
             FaultPlan::random(0.2, refusals.clone()),
@@ -47,17 +60,16 @@ async fn under_refusals_every_message_moves_exactly_once() {
         let report = dlq
             .redrive_to(&target)
             .backoff(fast_backoff())
-            .publisher(|p| p.retry_backoff(fast_backoff()))
+            .publisher(|p| p.retry_backoff(fast_backoff()).max_messages(50))
             .await
             .unwrap();
         assert!(report.error.is_none(), "{:?}", report.error);
         assert!(report.drained && report.is_balanced(), "{report:?}");
         assert_eq!((report.pulled, report.moved), (600, 600));
         assert_eq!(report.possibly_duplicated, 0);
-        assert!(
-            report.publisher.requests > 6,
-            "some pushes were refused: {report:?}"
-        );
+        assert_eq!(report.publisher.rate_limited_responses, 2, "{report:?}");
+        assert!(report.publisher.requests >= 12 + 5, "{report:?}");
+        assert_eq!(emu.requests(&ops::PUSH_BATCH), report.publisher.requests);
         assert_eq!(copies(&emu.messages(target.id())), once_each(600));
         assert!(all_acked(&emu, &dlq));
     })
@@ -82,10 +94,13 @@ async fn under_lost_responses_every_message_moves_and_duplicates_are_reported() 
         assert!(report.possibly_duplicated > 0, "{report:?}");
         let held = copies(&emu.messages(target.id()));
         assert_eq!(held.len(), 500, "every message arrived");
+        // Every extra copy is a resend after a lost response, and is reported.
         let extra: usize = held.values().map(|n| n - 1).sum();
+        assert_eq!(extra as u64, report.publisher.resent_after_ambiguous);
+        let duplicated = held.values().filter(|n| **n > 1).count();
         assert_eq!(
-            extra as u64, report.possibly_duplicated,
-            "each duplicate reported"
+            duplicated as u64, report.possibly_duplicated,
+            "each duplicated message reported"
         );
         assert!(all_acked(&emu, &dlq));
     })
@@ -97,19 +112,25 @@ async fn a_crash_midway_then_a_second_redrive_leaves_nothing_behind() {
     bounded(async {
         let emu = Emulator::start().await.unwrap();
         let (dlq, target) = dlq_and_target(&emu, 1_000).await;
-        let moved = Arc::new(Mutex::new(0));
+        // A little latency, so that the crash lands midway on any machine.
+        emu.set_latency(Latency::fixed(Duration::from_millis(2)));
+        let reached = Arc::new(tokio::sync::Notify::new());
         let first = {
-            let moved = moved.clone();
+            let reached = reached.clone();
             tokio::spawn(
                 dlq.redrive_to(&target)
                     .concurrency(2)
                     .batch_size(50)
                     .visibility_timeout(Duration::from_secs(60))
-                    .on_progress(move |p| *moved.lock().unwrap() = p.moved)
+                    .on_progress(move |p| {
+                        if p.moved >= 200 {
+                            reached.notify_one();
+                        }
+                    })
                     .into_future(),
             )
         };
-        wait_until(|| *moved.lock().unwrap() >= 200).await;
+        reached.notified().await;
         // The process dies: no more acks; what it leased comes back after its lease.
         first.abort();
         assert!(first.await.unwrap_err().is_cancelled());
@@ -134,6 +155,7 @@ async fn a_crash_midway_then_a_second_redrive_leaves_nothing_behind() {
         assert!(left_behind > 0 && left_behind < 1_000, "{left_behind}");
         emu.advance(Duration::from_secs(61));
 
+        emu.set_latency(Latency::default());
         let report = dlq.redrive_to(&target).await.unwrap();
         assert!(report.drained && report.error.is_none(), "{report:?}");
         // What the first run left (an ack already on the wire may still have landed).

@@ -51,6 +51,8 @@ async fn requests_never_exceed_max_bytes_as_encoded_and_are_filled_greedily() {
         .max_bytes(max_bytes)
         // One request at a time, so they arrive in the order they were formed.
         .max_concurrent_requests(1)
+        // Batches leave only when full or flushed, so the split is by bytes alone.
+        .max_delay(Duration::from_secs(5))
         .build()
         .unwrap();
     let messages: Vec<Message> = (0..120).map(awkward).collect();
@@ -59,6 +61,7 @@ async fn requests_never_exceed_max_bytes_as_encoded_and_are_filled_greedily() {
         .cloned()
         .map(|m| publisher.publish(m))
         .collect();
+    publisher.flush().await;
     for r in futures::future::join_all(futures).await {
         r.unwrap();
     }
