@@ -36,7 +36,7 @@
 //!   most `max_concurrent_requests` in flight.
 //! * **Flow control.** At most `max_outstanding_messages` and `max_outstanding_bytes`
 //!   await the server. When full, `publish` waits (in order); `try_publish` says
-//!   [`Error::PublisherFull`](crate::Error::PublisherFull) at once.
+//!   [`Error::PublisherFull`] at once.
 //! * **Staying under the ceiling.** An optional token bucket per queue
 //!   (`rate_limit(messages_per_second)`), and a throttle per queue: a 429 pauses every
 //!   batch for that queue until `Retry-After`, then the batch is sent again (a 429 means
@@ -45,7 +45,7 @@
 //! * **At least once** by default: a batch whose outcome is unknown (a timeout, a
 //!   connection lost after sending) is sent again, and its messages' [`Published`] say
 //!   they may be duplicated. `at_most_once()` fails them with
-//!   [`Error::MaybeStored`](crate::Error::MaybeStored) instead. `send` and `send_batch`
+//!   [`Error::MaybeStored`] instead. `send` and `send_batch`
 //!   never resend an ambiguous publish; this is the one place that does, because a
 //!   publisher's caller has handed the message over and expects it delivered.
 //! * **Several queues.** [`Client::publisher_for`](crate::Client::publisher_for) spreads
