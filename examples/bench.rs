@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example bench -- [--latency-ms 50] [--messages 20000] [--rate-limit 5000]
 //!     [--handler-ms 3000 --visibility-ms 1000 --max-in-flight 500]
+//! cargo run --release --example bench -- --publish [--rate-limit 5000] [--publisher-rate-limit 4900]
 //! ```
 //!
 //! * `--latency-ms`: latency the emulator adds to every request (default 50).
@@ -16,6 +17,9 @@
 //! * `--visibility-ms`, `--max-in-flight`: the consumer's visibility timeout (default
 //!   60000) and handler concurrency (default 1000).
 //! * `--no-lease-extension`: turn lease extension off, to see what it saves.
+//! * `--publish`: run the publish phases instead (`send` per message, then one
+//!   `Publisher`; see `examples/support/publish_bench.rs`).
+//! * `--publisher-rate-limit`: the Publisher's own rate limit in the publish phase.
 //!
 //! The baseline is the loop Cloudflare's pull-consumer guide describes, written with this
 //! crate's low-level calls: pull 100, process, ack them, repeat. The consumer phase uses
@@ -29,6 +33,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "support/publish_bench.rs"]
+mod publish_bench;
+
 struct Args {
     latency_ms: u64,
     messages: usize,
@@ -37,6 +44,8 @@ struct Args {
     visibility_ms: u64,
     max_in_flight: u32,
     lease_extension: bool,
+    publish: bool,
+    publisher_rate_limit: Option<u32>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +57,8 @@ fn parse_args() -> Result<Args, String> {
         visibility_ms: 60_000,
         max_in_flight: 1000,
         lease_extension: true,
+        publish: false,
+        publisher_rate_limit: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -81,10 +92,17 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--max-in-flight: {e}"))?
             }
+            "--publish" => args.publish = true,
+            "--publisher-rate-limit" => {
+                args.publisher_rate_limit = Some(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--publisher-rate-limit: {e}"))?,
+                );
+            }
             other => {
                 return Err(format!(
-                    "unknown flag {other}; flags: --latency-ms N --messages N --rate-limit N|none \
-                     --handler-ms N --visibility-ms N --max-in-flight N --no-lease-extension"
+                    "unknown flag {other}; flags: --latency-ms N --messages N --rate-limit N|none --handler-ms N --visibility-ms N --max-in-flight N --no-lease-extension --publish --publisher-rate-limit N"
                 ));
             }
         }
@@ -290,6 +308,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.rate_limit
             .map_or("none".to_owned(), |r| format!("{r} msg/s"))
     );
+    if args.publish {
+        let publish = publish_bench::PublishArgs {
+            latency_ms: args.latency_ms,
+            rate_limit: args.rate_limit,
+            publisher_rate_limit: args.publisher_rate_limit,
+            messages: n,
+        };
+        return publish_bench::run(&emu, &publish).await;
+    }
 
     // With long handlers only the consumer runs: the sequential loop would take hours.
     let base = match args.handler_ms {

@@ -104,6 +104,41 @@ pub enum Error {
         /// The panic message, or what else ended it.
         reason: String,
     },
+
+    /// [`Publisher::try_publish`](crate::publisher::Publisher::try_publish) found the
+    /// publisher full: as many messages or bytes as its flow control allows await the
+    /// server. Nothing was sent; `publish` would have waited for room.
+    #[error(
+        "the publisher is full (at most {max_messages} messages and {max_bytes} bytes may await the server); the message was not accepted"
+    )]
+    PublisherFull {
+        /// The publisher's `max_outstanding_messages`.
+        max_messages: usize,
+        /// The publisher's `max_outstanding_bytes`.
+        max_bytes: usize,
+    },
+
+    /// A published message may have been stored, but that could not be confirmed: its
+    /// request's outcome was unknown (a timeout or a connection lost after sending), and
+    /// it was not sent again (`at_most_once`) or every later attempt failed too. Check
+    /// before publishing it again if duplicates matter.
+    #[error("the message may have been stored, but this could not be confirmed: {source}")]
+    MaybeStored {
+        /// The failure that left the outcome unknown (shared by the batch's messages).
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
+
+    /// The publisher has shut down (or its task has stopped); the message was not
+    /// accepted and nothing was sent.
+    #[error("the publisher has shut down; the message was not accepted")]
+    PublisherClosed,
+
+    /// A published message failed for good with an error that is shared by the messages
+    /// of its batch request and cannot be copied for each (a network failure). API
+    /// errors are returned as [`Error::Api`] instead.
+    #[error("could not publish the message: {0}")]
+    Publish(#[source] std::sync::Arc<Error>),
 }
 
 impl Error {
@@ -130,6 +165,7 @@ impl Error {
             Error::Api(e) => Some(e),
             Error::BatchIncomplete { source, .. } => source.api(),
             Error::Settle(source) => source.api(),
+            Error::MaybeStored { source } | Error::Publish(source) => source.api(),
             _ => None,
         }
     }
@@ -147,6 +183,7 @@ impl Error {
             Error::Decode(e) => Some(e.attempts),
             Error::BatchIncomplete { source, .. } => source.attempts(),
             Error::Settle(source) => source.attempts(),
+            Error::MaybeStored { source } | Error::Publish(source) => source.attempts(),
             _ => None,
         }
     }

@@ -45,6 +45,7 @@ mod generated;
 pub mod limits;
 pub mod models;
 mod pagination;
+pub mod publisher;
 mod retry;
 #[cfg(test)]
 mod server_input_tests;

@@ -13,6 +13,7 @@ use crate::models::{
 use crate::ops;
 use crate::retry::RetryPolicy;
 use crate::transport::Call;
+use bytes::Bytes;
 use std::time::Duration;
 
 impl QueueHandle {
@@ -253,7 +254,7 @@ fn chunk_lengths(sizes: &[usize]) -> Vec<usize> {
     let mut chunks = Vec::new();
     let (mut len, mut bytes) = (0, 0);
     for &size in sizes {
-        if len == MAX_BATCH_MESSAGES || (len > 0 && bytes + size > MAX_BATCH_BYTES) {
+        if starts_new_batch(len, bytes + size, MAX_BATCH_MESSAGES, MAX_BATCH_BYTES) {
             chunks.push(len);
             (len, bytes) = (0, 0);
         }
@@ -264,6 +265,66 @@ fn chunk_lengths(sizes: &[usize]) -> Vec<usize> {
         chunks.push(len);
     }
     chunks
+}
+
+/// The batching rule shared by [`SendBatch`] and the
+/// [`Publisher`](crate::publisher::Publisher): a batch holding `len` messages is closed
+/// before the next one when it is full by count, or when taking the next one would bring
+/// its size to `bytes_with_next`, over `max_bytes`. A lone message always fits (its own
+/// limit is checked before).
+pub(crate) fn starts_new_batch(
+    len: usize,
+    bytes_with_next: usize,
+    max_messages: usize,
+    max_bytes: usize,
+) -> bool {
+    len >= max_messages || (len > 0 && bytes_with_next > max_bytes)
+}
+
+/// What a batch publish body adds around its messages: `{"messages":[` … `]}`.
+const BATCH_PREFIX: &[u8] = b"{\"messages\":[";
+const BATCH_SUFFIX: &[u8] = b"]}";
+
+/// The exact size of a batch publish body holding `len` messages whose own JSON
+/// encodings ([`encode_message`]) add up to `message_bytes`: the envelope, the messages,
+/// and the commas between them.
+pub(crate) fn batch_request_len(len: usize, message_bytes: usize) -> usize {
+    BATCH_PREFIX.len() + BATCH_SUFFIX.len() + message_bytes + len.saturating_sub(1)
+}
+
+/// One message as the batch publish body carries it (`{"body":…,"content_type":…}`).
+pub(crate) fn encode_message(message: &Message) -> Result<Bytes> {
+    serde_json::to_vec(message)
+        .map(Bytes::from)
+        .map_err(|e| Error::invalid("body", e.to_string()))
+}
+
+/// A batch publish body from encoded messages: byte for byte what serialising a
+/// [`BatchRequest`] without a batch delay gives, of length [`batch_request_len`].
+pub(crate) fn encode_batch<'a>(messages: impl Iterator<Item = &'a [u8]>) -> Bytes {
+    let mut parts = messages.peekable();
+    let mut body = Vec::with_capacity(BATCH_PREFIX.len() + BATCH_SUFFIX.len());
+    body.extend_from_slice(BATCH_PREFIX);
+    while let Some(part) = parts.next() {
+        body.extend_from_slice(part);
+        if parts.peek().is_some() {
+            body.push(b',');
+        }
+    }
+    body.extend_from_slice(BATCH_SUFFIX);
+    Bytes::from(body)
+}
+
+impl QueueHandle {
+    /// One batch publish of an already encoded body ([`encode_batch`]), sent once: the
+    /// caller owns retries (the Publisher resends the same bytes).
+    pub(crate) async fn push_encoded(&self, body: Bytes) -> Result<PushResult> {
+        let params = [self.id()];
+        let once = RetryPolicy::none();
+        let mut call = Call::new(ops::PUSH_BATCH, &params).retry(Some(&once));
+        call.body = Some(body);
+        Ok(self.client.execute(call).await?.result)
+    }
 }
 
 /// Builder returned by [`QueueHandle::pull`].
@@ -605,5 +666,41 @@ mod tests {
             assert!(len <= 100);
         }
         assert_eq!(chunk_lengths(&mixed).iter().sum::<usize>(), 300);
+    }
+
+    #[test]
+    fn encoded_batches_match_the_serialised_request() {
+        let messages = vec![
+            Message::text("a \"quoted\" line\n"),
+            Message::json_value(serde_json::json!({"order": 42, "tags": ["x"]}))
+                .with_delay(Duration::from_secs(30)),
+            Message::text("é"),
+        ];
+        let parts: Vec<Bytes> = messages
+            .iter()
+            .map(|m| encode_message(m).unwrap())
+            .collect();
+        let expected = serde_json::to_vec(&BatchRequest {
+            messages: messages.clone(),
+            delay: None,
+        })
+        .unwrap();
+        let body = encode_batch(parts.iter().map(|p| &p[..]));
+        assert_eq!(&body[..], &expected[..]);
+        let sum = parts.iter().map(Bytes::len).sum();
+        assert_eq!(batch_request_len(parts.len(), sum), body.len());
+        assert_eq!(&encode_batch(std::iter::empty())[..], b"{\"messages\":[]}");
+        assert_eq!(batch_request_len(0, 0), 15);
+    }
+
+    #[test]
+    fn the_batching_rule() {
+        assert!(
+            !starts_new_batch(0, 999_999, 100, 256_000),
+            "a lone message always fits"
+        );
+        assert!(starts_new_batch(100, 10, 100, 256_000));
+        assert!(!starts_new_batch(99, 256_000, 100, 256_000));
+        assert!(starts_new_batch(99, 256_001, 100, 256_000));
     }
 }

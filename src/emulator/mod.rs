@@ -90,6 +90,9 @@ pub struct MessageInfo {
     pub state: MessageState,
     /// Its content type (`text`, `json`, `bytes`, `v8`).
     pub content_type: String,
+    /// The payload as published: a text body's UTF-8, a json body's JSON text, `bytes`
+    /// and `v8` bodies as given (pulls carry all but text as base64; this is decoded).
+    pub body: Vec<u8>,
     /// Times it was leased.
     pub deliveries: u32,
     /// Acks that removed it: 0 or 1.

@@ -308,6 +308,7 @@ impl QueueState {
                 id: stored.id.clone(),
                 state: MessageState::Available,
                 content_type: stored.content_type.clone(),
+                body: payload(&stored.content_type, &stored.wire_body),
                 deliveries: 0,
                 acks: 0,
                 duplicate_acks: 0,
@@ -1384,6 +1385,16 @@ fn overloaded(wait: Duration) -> Reject {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
+}
+
+/// The payload of a stored body: text as is, anything else decoded from its base64.
+fn payload(content_type: &str, wire_body: &str) -> Vec<u8> {
+    if content_type == "text" {
+        return wire_body.as_bytes().to_vec();
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(wire_body)
+        .unwrap_or_else(|_| wire_body.as_bytes().to_vec())
 }
 
 /// The stored form of a published body: (wire body, size for limits, content type).
