@@ -43,14 +43,16 @@ mod error;
 pub mod events;
 mod generated;
 pub mod limits;
+mod metrics;
 pub mod models;
 mod pagination;
+pub mod requests;
 mod retry;
 #[cfg(test)]
 mod server_input_tests;
 mod transport;
 
-pub use api::*;
+pub use api::{Consumers, EventSubscriptions, QueueHandle, Queues};
 pub use auth::{Credentials, Secret};
 pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL};
 pub use error::{

@@ -22,7 +22,10 @@
 //! [`Backoff`]: exponential growth from `initial` by `multiplier`, capped at `max`, minus
 //! a random fraction (`jitter`) so that many clients do not retry in lockstep.
 
-use crate::error::{Error, ErrorCode};
+// Classification lives with the error type; the policy only reads it, so the two
+// modules depend on each other in one direction.
+use crate::error::Error;
+pub(crate) use crate::error::{Class, classify};
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
@@ -189,59 +192,6 @@ impl RetryPolicy {
             Class::NotSent => true,
             Class::MaybeApplied => idempotent,
         }
-    }
-}
-
-/// What a failure says about retrying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Class {
-    /// Retrying cannot help.
-    Fatal,
-    /// The server answered with a retryable error, so it did not apply the request.
-    Answered,
-    /// The request never reached the server (connection refused, DNS, TLS).
-    NotSent,
-    /// The request may have been applied (timeout, connection lost mid-flight).
-    MaybeApplied,
-}
-
-impl Class {
-    pub(crate) fn is_retryable(self) -> bool {
-        self != Class::Fatal
-    }
-}
-
-pub(crate) fn classify(err: &Error) -> Class {
-    match err {
-        Error::Api(api) => {
-            for code in api.codes() {
-                match code {
-                    ErrorCode::QueueOverloaded
-                    | ErrorCode::ClientDisconnected
-                    | ErrorCode::UnknownInternalError => {
-                        return Class::Answered;
-                    }
-                    ErrorCode::QueueStorageLimitExceeded
-                    | ErrorCode::QueueDisabled
-                    | ErrorCode::FreeTierLimitExceeded => return Class::Fatal,
-                    _ => {}
-                }
-            }
-            match api.status {
-                408 | 429 | 500..=599 => Class::Answered,
-                _ => Class::Fatal,
-            }
-        }
-        Error::Transport { source, .. } | Error::Timeout { source, .. } => {
-            if source.is_connect() {
-                Class::NotSent
-            } else {
-                Class::MaybeApplied
-            }
-        }
-        Error::BatchIncomplete { source, .. } => classify(source),
-        Error::Settle(source) => classify(source),
-        _ => Class::Fatal,
     }
 }
 

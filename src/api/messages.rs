@@ -1,6 +1,6 @@
 //! The message data plane: publish, batch publish, pull, ack/retry.
 
-use super::{QueueHandle, request_future};
+use super::{QueueHandle, RequestOptions, request_future, request_options};
 use crate::error::{Error, Result};
 use crate::limits::{
     self, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_PULL_BATCH, MAX_VISIBILITY_TIMEOUT,
@@ -10,7 +10,6 @@ use crate::models::{
     QueueMetrics, RetryEntry,
 };
 use crate::ops;
-use crate::retry::RetryPolicy;
 use crate::transport::Call;
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ impl QueueHandle {
         SendMessage {
             queue: self.clone(),
             message: message.into(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -51,7 +50,7 @@ impl QueueHandle {
             queue: self.clone(),
             messages: messages.into_iter().map(Into::into).collect(),
             delay: None,
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -61,7 +60,7 @@ impl QueueHandle {
             queue: self.clone(),
             batch_size: None,
             visibility_timeout: None,
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -75,7 +74,7 @@ impl QueueHandle {
         AckMessages {
             queue: self.clone(),
             body,
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 }
@@ -86,7 +85,7 @@ impl QueueHandle {
 pub struct SendMessage {
     queue: QueueHandle,
     message: Message,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl SendMessage {
@@ -96,19 +95,13 @@ impl SendMessage {
         self
     }
 
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<PushResult> {
         self.message.validate("message")?;
         let params = [self.queue.id()];
         let call = Call::new(ops::PUSH_MESSAGE, &params)
             .json(&self.message)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
@@ -132,7 +125,7 @@ pub struct SendBatch {
     queue: QueueHandle,
     messages: Vec<Message>,
     delay: Option<Duration>,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl SendBatch {
@@ -142,14 +135,9 @@ impl SendBatch {
         self
     }
 
-    /// Overrides the client's retry policy for these requests.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
-    /// Validates every message, then sends the batches in order.
-    pub async fn send(self) -> Result<BatchReceipt> {
+    /// Validates every message, then sends the batches in order. A total timeout
+    /// covers the whole batch, every request of it.
+    pub async fn send(mut self) -> Result<BatchReceipt> {
         if let Some(delay) = self.delay {
             limits::check_duration("delay", delay, Duration::ZERO, limits::MAX_DELAY)?;
         }
@@ -159,6 +147,7 @@ impl SendBatch {
             sizes.push(m.size());
         }
         let total = self.messages.len();
+        self.options.start(&self.queue.client);
         let chunks = chunk_lengths(&sizes);
         let params = [self.queue.id()];
         let mut receipt = BatchReceipt::default();
@@ -170,7 +159,7 @@ impl SendBatch {
             };
             let call = Call::new(ops::PUSH_BATCH, &params)
                 .json(&body)?
-                .retry(self.retry.as_ref());
+                .options(&self.options);
             match self.queue.client.execute::<PushResult>(call).await {
                 Ok(reply) => {
                     receipt.messages += len;
@@ -220,7 +209,7 @@ pub struct PullMessages {
     queue: QueueHandle,
     batch_size: Option<u32>,
     visibility_timeout: Option<Duration>,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl PullMessages {
@@ -234,12 +223,6 @@ impl PullMessages {
     /// 30 s). Sent in milliseconds.
     pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
         self.visibility_timeout = Some(timeout);
-        self
-    }
-
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
         self
     }
 
@@ -263,7 +246,7 @@ impl PullMessages {
         let params = [self.queue.id()];
         let call = Call::new(ops::PULL_MESSAGES, &params)
             .json(&body)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
@@ -274,7 +257,7 @@ impl PullMessages {
 pub struct AckMessages {
     queue: QueueHandle,
     body: AckRequest,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl AckMessages {
@@ -307,12 +290,6 @@ impl AckMessages {
             lease_id: lease_id.into(),
             delay,
         });
-        self
-    }
-
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
         self
     }
 
@@ -349,10 +326,12 @@ impl AckMessages {
         let params = [self.queue.id()];
         let call = Call::new(ops::ACK_MESSAGES, &params)
             .json(&self.body)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
+
+request_options!(SendMessage, SendBatch, PullMessages, AckMessages);
 
 request_future!(SendMessage => PushResult);
 request_future!(SendBatch => BatchReceipt);
