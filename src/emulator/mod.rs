@@ -117,9 +117,13 @@ impl SeedMessage {
         Self::raw("text", body.into().into_bytes())
     }
 
-    /// A `json` message.
-    pub fn json<T: Serialize + ?Sized>(body: &T) -> serde_json::Result<Self> {
-        Ok(Self::raw("json", serde_json::to_vec(body)?))
+    /// A `json` message. A value that cannot be serialised is
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput), as for
+    /// [`Message::json`](crate::models::Message::json).
+    pub fn json<T: Serialize + ?Sized>(body: &T) -> crate::Result<Self> {
+        let payload =
+            serde_json::to_vec(body).map_err(|e| crate::Error::invalid("body", e.to_string()))?;
+        Ok(Self::raw("json", payload))
     }
 
     /// A `bytes` message.
