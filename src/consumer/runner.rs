@@ -14,10 +14,10 @@ use tracing::Instrument as _;
 
 impl PullConsumer {
     /// Runs `handler` on every message, at most `max_in_flight` at once, each in its own
-    /// task, until shut down through a [`ShutdownHandle`] (returning its report) or
+    /// task, until shut down through a [`ShutdownHandle`](super::ShutdownHandle) (returning its report) or
     /// stopped by a fatal error (returned after draining).
     ///
-    /// The handler returns an [`Outcome`] (or a `Result<(), E>`: `Ok` acks, `Err` retries).
+    /// The handler returns an [`Outcome`](super::Outcome) (or a `Result<(), E>`: `Ok` acks, `Err` retries).
     /// A handler that panics, or is cancelled by shutdown, has its message released. No
     /// handler starts once shutdown has begun.
     pub async fn run<H, F, O>(self, handler: H) -> Result<ShutdownReport>
