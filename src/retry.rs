@@ -17,6 +17,9 @@
 //! twice. Reads, updates, deletes, pulls and acks (keyed by lease id) are retried on
 //! any retryable failure.
 //!
+//! **Timeouts** bound what the policy may do: see [`RetryPolicy`] and `transport.rs`,
+//! which checks the total timeout's deadline before every sleep and around every attempt.
+//!
 //! **Delays** come from the server when it sends `retry-after-ms` or `Retry-After`
 //! (seconds or an HTTP date), capped at [`RetryPolicy::max_retry_after`]; otherwise from
 //! [`Backoff`]: exponential growth from `initial` by `multiplier`, capped at `max`, minus
@@ -114,6 +117,19 @@ impl Backoff {
 ///
 /// The default makes up to 4 attempts, waiting about 0.2 s, 0.4 s and 0.8 s (25 % jitter,
 /// capped at 8 s), and honours a server-sent `Retry-After` of up to 60 s.
+///
+/// **With timeouts.** The per-attempt timeout
+/// ([`ClientBuilder::timeout`](crate::ClientBuilder::timeout), default 60 s) applies to
+/// each attempt anew; an attempt that times out counts as a failure like a lost
+/// connection (retried for reads, pulls, acks, updates and deletes; not for publishes
+/// and creates). So without a total timeout a call can last `max_attempts` ×
+/// per-attempt timeout plus the delays. The total timeout
+/// ([`ClientBuilder::total_timeout`](crate::ClientBuilder::total_timeout)) caps the
+/// whole: the attempt in flight when it runs out is abandoned, and a retry whose delay
+/// (backoff or `Retry-After`) would end at or past it is not waited for. Either way the
+/// call fails with [`Error::TotalTimeout`](crate::Error::TotalTimeout), whose source is
+/// the last attempt's error. The policy decides how often and how soon; the timeouts,
+/// how long.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     max_attempts: u32,

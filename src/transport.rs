@@ -23,7 +23,8 @@ const MAX_RESPONSE_BYTES: usize = 48 * 1024 * 1024;
 /// One API operation: the generated table in [`ops`](crate::ops) has them all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operation {
-    /// The `operationId` in `openapi/queues.json`.
+    /// The operation's id in the OpenAPI description, such as `queues-pull-messages`
+    /// (also the `operation` label of the client's metrics).
     pub id: &'static str,
     /// HTTP method.
     pub method: reqwest::Method,

@@ -1278,7 +1278,7 @@ pub struct WorkflowsWorkflowSource {
     pub workflow_name: Option<String>,
 }
 
-/// Every operation of `openapi/queues.json`: method, path template and idempotency.
+/// Every operation of the Queues REST API this crate calls: method, path template and idempotency.
 pub mod ops {
     use crate::transport::Operation;
     use reqwest::Method;

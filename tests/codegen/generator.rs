@@ -620,7 +620,7 @@ fn render_ops(spec: &Value, out: &mut String) -> Result<(), String> {
     ops.sort();
 
     out.push_str(
-        "/// Every operation of `openapi/queues.json`: method, path template and idempotency.\n",
+        "/// Every operation of the Queues REST API this crate calls: method, path template and idempotency.\n",
     );
     out.push_str(
         "pub mod ops {\n    use crate::transport::Operation;\n    use reqwest::Method;\n\n",
