@@ -27,9 +27,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create(&name)
         .message_retention_period(Duration::from_secs(3600))
         .await?;
-    let queue_id = created.queue_id.ok_or("the API returned no queue id")?;
-    println!("created {name} ({queue_id})");
-    let queue = client.queue(queue_id);
+    println!("created {} ({})", created.name(), created.id());
+    let queue = client.try_queue(created.id())?;
 
     // Whatever happens next, try to remove the scratch queue before returning.
     let outcome = walk_through(&queue).await;
@@ -51,7 +50,7 @@ async fn walk_through(
         .await?;
     println!(
         "HTTP pull consumer {}: batch size {:?}, max retries {:?}, retry delay {:?}, dead-letter queue {:?}",
-        consumer.consumer_id().unwrap_or("?"),
+        consumer.id(),
         consumer.batch_size(),
         consumer.max_retries(),
         consumer.retry_delay(),

@@ -54,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let seeds = bodies
                 .iter()
                 .map(SeedMessage::json)
-                .collect::<serde_json::Result<Vec<_>>>()?;
+                .collect::<cloudflare_queues::Result<Vec<_>>>()?;
             emulator.seed(queue.id(), seeds)?;
             println!("Seeded {count} notification messages into `uploads`");
             (queue, Some(emulator), Some(count))
@@ -187,7 +187,7 @@ fn on_event(event: &Event, tally: &mut Tally) {
 async fn emulated_queue(emulator: &Emulator) -> cloudflare_queues::Result<QueueHandle> {
     let client = emulator.client();
     let created = client.queues().create("uploads").await?;
-    let queue = client.queue(created.queue_id.unwrap_or_default());
+    let queue = client.queue(created.id());
     queue.consumers().create_http_pull().max_retries(3).await?;
     Ok(queue)
 }

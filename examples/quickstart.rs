@@ -49,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
             let client = emulator.client();
             let created = client.queues().create("quickstart").await?;
-            let queue = client.queue(created.queue_id.unwrap_or_default());
+            let queue = client.queue(created.id());
             queue.consumers().create_http_pull().max_retries(3).await?;
             println!(
                 "Created queue `quickstart` ({}) with an HTTP pull consumer",
@@ -61,8 +61,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. Publish: half text, half JSON, in batches of up to 100 messages / 256 KB.
     let started = Instant::now();
-    publish(&queue, total).await?;
+    let requests = publish(&queue, total).await?;
     println!("Published {total} messages in {:.2?}", started.elapsed());
+    println!("  {requests} batch requests");
 
     // 3. Consume with a PullConsumer: decode, check, ack. Stop once everything is acked.
     let consumer = queue
@@ -177,10 +178,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("expected {total} acks, got {report:?}").into());
     }
     println!("All {total} messages consumed and acknowledged.");
+    println!();
+    println!("What next");
+    println!("  cargo run --example pull_consumer   a daemon that drains on SIGINT/SIGTERM");
+    println!(
+        "  cargo run --features emulator --bin cloudflare-queues-emulator   the emulator as a program, for curl and other languages"
+    );
+    println!("  https://docs.rs/cloudflare-queues   the API documentation (or: cargo doc --open)");
     Ok(())
 }
 
-async fn publish(queue: &QueueHandle, total: u64) -> cloudflare_queues::Result<()> {
+/// Publishes `total` messages with one `send_batch`; returns the requests it took.
+async fn publish(queue: &QueueHandle, total: u64) -> cloudflare_queues::Result<usize> {
     let messages = (0..total).map(|i| {
         if i % 2 == 0 {
             Ok(Message::text(format!("hello #{i}")))
@@ -193,6 +202,5 @@ async fn publish(queue: &QueueHandle, total: u64) -> cloudflare_queues::Result<(
     });
     let messages = messages.collect::<cloudflare_queues::Result<Vec<_>>>()?;
     let receipt = queue.send_batch(messages).await?;
-    println!("  {} batch requests", receipt.requests);
-    Ok(())
+    Ok(receipt.requests)
 }

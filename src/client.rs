@@ -33,6 +33,7 @@ pub(crate) struct Inner {
     pub(crate) user_agent: HeaderValue,
     pub(crate) retry: RetryPolicy,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) total_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for Client {
@@ -44,6 +45,7 @@ impl fmt::Debug for Client {
             .field("credentials", &i.credentials)
             .field("retry", &i.retry)
             .field("timeout", &i.timeout)
+            .field("total_timeout", &i.total_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +77,17 @@ impl Client {
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.inner.retry
     }
+
+    /// The client-wide timeout of each attempt, if any (see [`ClientBuilder::timeout`]).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.inner.timeout
+    }
+
+    /// The client-wide total timeout of a call, if any (see
+    /// [`ClientBuilder::total_timeout`]).
+    pub fn total_timeout(&self) -> Option<Duration> {
+        self.inner.total_timeout
+    }
 }
 
 /// Builds a [`Client`]. Explicit setters win over [`ClientBuilder::from_env`], whatever
@@ -86,6 +99,7 @@ pub struct ClientBuilder {
     base_url: Option<String>,
     allow_http: bool,
     timeout: Option<Option<Duration>>,
+    total_timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
     user_agent_suffix: Option<String>,
     http: Option<reqwest::Client>,
@@ -118,6 +132,7 @@ impl fmt::Debug for ClientBuilder {
             )
             .field("allow_http", &self.allow_http)
             .field("timeout", &self.timeout)
+            .field("total_timeout", &self.total_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
@@ -170,9 +185,33 @@ impl ClientBuilder {
 
     /// Timeout of each attempt, from sending the request to reading the whole body
     /// (default 60 s; `None` disables it). Applies to a caller-supplied HTTP client too.
+    ///
+    /// An attempt that times out is retried like a lost connection: reads, pulls, acks,
+    /// updates and deletes are, publishes and creates are not (the server may have
+    /// applied them). Each retry gets the full timeout again, so a call can take up to
+    /// `max_attempts` times this plus the backoff sleeps; bound the whole call with
+    /// [`total_timeout`](Self::total_timeout). Request builders override it per call
+    /// with their `timeout` setter.
     #[must_use]
     pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.timeout = Some(timeout.into());
+        self
+    }
+
+    /// Deadline of a whole call: every attempt and every backoff sleep between them
+    /// (default: none; `None` removes it). When it runs out the call fails with
+    /// [`Error::TotalTimeout`]; an attempt in flight is abandoned. A retry whose backoff
+    /// (or server-requested `Retry-After`) would end at or past the deadline is not
+    /// waited for: the call fails at once, with the last attempt's error as the source.
+    ///
+    /// With the per-attempt [`timeout`](Self::timeout) and the
+    /// [`RetryPolicy`], it bounds a call three ways: each attempt, the number of attempts,
+    /// and the total. Request builders override it per call with their `total_timeout`
+    /// setter. A call that makes several requests (`send_batch` in chunks,
+    /// `find_by_name` through pages) shares one deadline; a list stream has one per page.
+    #[must_use]
+    pub fn total_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.total_timeout = timeout.into();
         self
     }
 
@@ -304,6 +343,7 @@ impl ClientBuilder {
                 user_agent,
                 retry: self.retry.unwrap_or_default(),
                 timeout: self.timeout.unwrap_or(Some(Duration::from_secs(60))),
+                total_timeout: self.total_timeout,
             }),
         })
     }

@@ -24,6 +24,8 @@ const RAW_BODY_LIMIT: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) struct Reply<T> {
     pub(crate) result: T,
+    /// The HTTP status of the response (a 2xx).
+    pub(crate) status: u16,
     pub(crate) result_info: Option<ResultInfo>,
 }
 
@@ -102,6 +104,7 @@ pub(crate) fn decode<T: DeserializeOwned>(meta: ResponseMeta, body: &[u8]) -> Re
     };
     Ok(Reply {
         result,
+        status: meta.status,
         result_info: envelope.result_info,
     })
 }
@@ -180,10 +183,7 @@ mod tests {
 
     fn meta(status: u16) -> ResponseMeta {
         ResponseMeta {
-            request: RequestLabel {
-                method: reqwest::Method::POST,
-                path: "/x",
-            },
+            request: RequestLabel::new(reqwest::Method::POST, "/x"),
             status,
             ray_id: Some("ray-1".into()),
             retry_after: None,

@@ -2,13 +2,23 @@
 //!
 //! [`Error`] separates what went wrong by who is at fault and whether a retry can help:
 //! the API answered with an error ([`Error::Api`]), the network failed
-//! ([`Error::Transport`], [`Error::Timeout`]), the response could not be read
-//! ([`Error::Decode`]), the caller's input was refused before anything was sent
-//! ([`Error::InvalidInput`], [`Error::Config`]), a message body could not be decoded
+//! ([`Error::Transport`], [`Error::Timeout`], [`Error::TotalTimeout`]), the response could
+//! not be read ([`Error::Decode`]), the caller's input was refused before anything was
+//! sent ([`Error::InvalidInput`], [`Error::Config`]), a message body could not be decoded
 //! ([`Error::Body`]), or a multi-request batch stopped part way ([`Error::BatchIncomplete`]).
 //!
-//! Nothing here ever holds a credential: request identities are method + path template
-//! (`POST /accounts/{account_id}/queues/{queue_id}/messages/pull`), never the URL.
+//! **Causes.** Following the Rust API guidelines, a variant either shows its cause in its
+//! own message or returns it from [`source()`](std::error::Error::source), never both, and
+//! every wrapped cause is reachable through `source()`. A chain printer (anyhow, eyre,
+//! tracing's error fields) therefore shows each cause exactly once.
+//!
+//! **Which request.** Errors from a request carry a [`RequestLabel`]: the method, the path
+//! template and the ids in the path (queue, consumer, subscription), so a service with
+//! several queues can tell which one failed. The account id is never part of it, and
+//! nothing here ever holds a credential.
+//!
+//! This module also says what a failure means for retrying ([`Class`]), so that the
+//! retry policy depends on the error type and not the other way round.
 
 use crate::models::ContentType;
 use serde::{Deserialize, Serialize};
@@ -26,32 +36,61 @@ pub enum Error {
     #[error("{0}")]
     Api(Box<ApiError>),
 
-    /// The request could not be sent, or its response could not be received.
-    #[error("transport error on {request} after {attempts} attempt(s): {source}")]
+    /// The request could not be sent, or its response could not be received. The HTTP
+    /// client's error is the [`source`](std::error::Error::source).
+    #[error("transport error on {request} after {attempts} attempt(s)")]
     Transport {
-        /// Method and path template of the failed request.
+        /// Method, path and ids of the failed request.
         request: RequestLabel,
         /// Attempts made, the failed one included.
         attempts: u32,
-        /// The underlying HTTP client error.
+        /// The underlying HTTP client error (without the URL, which names the account).
         #[source]
         source: reqwest::Error,
     },
 
-    /// The request or its response took longer than the configured timeout.
+    /// One attempt took longer than the per-attempt timeout
+    /// ([`ClientBuilder::timeout`](crate::ClientBuilder::timeout), or a request builder's
+    /// `timeout`), and the retry policy did not try again.
     #[error("{request} timed out after {attempts} attempt(s)")]
     Timeout {
-        /// Method and path template of the failed request.
+        /// Method, path and ids of the failed request.
         request: RequestLabel,
         /// Attempts made, the failed one included.
         attempts: u32,
-        /// The underlying HTTP client error.
+        /// The underlying HTTP client error (without the URL, which names the account).
         #[source]
         source: reqwest::Error,
     },
 
-    /// A response arrived but did not have the expected shape.
-    #[error("{0}")]
+    /// The call's total timeout ran out
+    /// ([`ClientBuilder::total_timeout`](crate::ClientBuilder::total_timeout), or a
+    /// request builder's `total_timeout`): attempts, and the backoff sleeps between them,
+    /// took longer than allowed. A retry whose backoff would end past the deadline is not
+    /// started, so this can come before the deadline itself.
+    #[error(
+        "{request}: total timeout of {} ran out {}",
+        DurationText(*.limit),
+        timeout_moment(*.in_flight, *.attempts)
+    )]
+    TotalTimeout {
+        /// Method, path and ids of the request.
+        request: RequestLabel,
+        /// Attempts made, one cut short by the deadline included.
+        attempts: u32,
+        /// The total timeout that ran out.
+        limit: Duration,
+        /// Whether an attempt was in flight when the deadline passed. If so, the server
+        /// may have applied the request (a publish may be stored).
+        in_flight: bool,
+        /// The failure of the last attempt that ended before the deadline, if one did.
+        #[source]
+        last_error: Option<Box<Error>>,
+    },
+
+    /// A response arrived but did not have the expected shape. The parser's error is the
+    /// [`source`](std::error::Error::source).
+    #[error(transparent)]
     Decode(Box<DecodeError>),
 
     /// The caller's input was refused before any request was sent.
@@ -67,13 +106,15 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
-    /// A message body could not be decoded as asked.
-    #[error("{0}")]
+    /// A message body could not be decoded as asked. The decoder's error, if any, is the
+    /// [`source`](std::error::Error::source).
+    #[error(transparent)]
     Body(Box<BodyError>),
 
     /// A batch that needed several requests stopped part way: the first `accepted`
-    /// messages were stored, the rest were not sent or not confirmed.
-    #[error("batch stopped after {accepted} of {total} messages were accepted: {source}")]
+    /// messages were stored, the rest were not sent or not confirmed. Why the next request
+    /// failed is the [`source`](std::error::Error::source).
+    #[error("batch stopped after {accepted} of {total} messages were accepted")]
     BatchIncomplete {
         /// Messages confirmed stored, in order from the start of the batch.
         accepted: usize,
@@ -85,8 +126,9 @@ pub enum Error {
     },
 
     /// A pull consumer could not settle (ack, retry or release) a delivery: the ack
-    /// request failed for good. The message will be redelivered after its lease expires.
-    #[error("could not settle the delivery: {0}")]
+    /// request failed for good (the [`source`](std::error::Error::source)). The message
+    /// will be redelivered after its lease expires.
+    #[error("could not settle the delivery")]
     Settle(#[source] std::sync::Arc<Error>),
 
     /// The pull consumer has shut down; the delivery was already released.
@@ -122,7 +164,7 @@ pub enum Error {
     /// request's outcome was unknown (a timeout or a connection lost after sending), and
     /// it was not sent again (`at_most_once`) or every later attempt failed too. Check
     /// before publishing it again if duplicates matter.
-    #[error("the message may have been stored, but this could not be confirmed: {source}")]
+    #[error("the message may have been stored, but this could not be confirmed")]
     MaybeStored {
         /// The failure that left the outcome unknown (shared by the batch's messages).
         #[source]
@@ -137,8 +179,33 @@ pub enum Error {
     /// A published message failed for good with an error that is shared by the messages
     /// of its batch request and cannot be copied for each (a network failure). API
     /// errors are returned as [`Error::Api`] instead.
-    #[error("could not publish the message: {0}")]
+    #[error("could not publish the message")]
     Publish(#[source] std::sync::Arc<Error>),
+}
+
+/// `during attempt 3` or `after 2 attempt(s)`, for [`Error::TotalTimeout`].
+fn timeout_moment(in_flight: bool, attempts: u32) -> String {
+    if in_flight {
+        format!("during attempt {attempts}")
+    } else {
+        format!("after {attempts} attempt(s)")
+    }
+}
+
+/// A duration as people write it: `300ms`, `2s`, `1.5s`.
+struct DurationText(Duration);
+
+impl fmt::Display for DurationText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d < Duration::from_secs(1) {
+            write!(f, "{}ms", d.as_millis())
+        } else if d.subsec_millis() == 0 {
+            write!(f, "{}s", d.as_secs())
+        } else {
+            write!(f, "{:.3}s", d.as_secs_f64())
+        }
+    }
 }
 
 impl Error {
@@ -146,7 +213,7 @@ impl Error {
     /// network failures). Classification is by Queues error code first, then HTTP status;
     /// see [`RetryPolicy`](crate::RetryPolicy).
     pub fn is_retryable(&self) -> bool {
-        crate::retry::classify(self).is_retryable()
+        classify(self).is_retryable()
     }
 
     /// The Queues error code of the first error entry, if the API sent one.
@@ -159,15 +226,40 @@ impl Error {
         self.api().map(|e| e.status)
     }
 
-    /// The API error, if this is one (also inside [`Error::BatchIncomplete`]).
+    /// The API error, if this is one (also inside [`Error::BatchIncomplete`],
+    /// [`Error::Settle`], and [`Error::TotalTimeout`] when the last attempt before the
+    /// deadline was answered with one).
     pub fn api(&self) -> Option<&ApiError> {
         match self {
             Error::Api(e) => Some(e),
             Error::BatchIncomplete { source, .. } => source.api(),
             Error::Settle(source) => source.api(),
             Error::MaybeStored { source } | Error::Publish(source) => source.api(),
+            Error::TotalTimeout { last_error, .. } => last_error.as_deref().and_then(Error::api),
             _ => None,
         }
+    }
+
+    /// The request that failed: method, path template and ids (see [`RequestLabel`]),
+    /// for every error that comes from a request.
+    pub fn request(&self) -> Option<&RequestLabel> {
+        match self {
+            Error::Api(e) => Some(&e.request),
+            Error::Transport { request, .. }
+            | Error::Timeout { request, .. }
+            | Error::TotalTimeout { request, .. } => Some(request),
+            Error::Decode(e) => Some(&e.request),
+            Error::BatchIncomplete { source, .. } => source.request(),
+            Error::Settle(source) | Error::MaybeStored { source } | Error::Publish(source) => {
+                source.request()
+            }
+            _ => None,
+        }
+    }
+
+    /// The id of the queue the failed request was about, if it named one.
+    pub fn queue_id(&self) -> Option<&str> {
+        self.request().and_then(RequestLabel::queue_id)
     }
 
     /// How long the server asked the client to wait, from `Retry-After` or `retry-after-ms`.
@@ -179,7 +271,9 @@ impl Error {
     pub fn attempts(&self) -> Option<u32> {
         match self {
             Error::Api(e) => Some(e.attempts),
-            Error::Transport { attempts, .. } | Error::Timeout { attempts, .. } => Some(*attempts),
+            Error::Transport { attempts, .. }
+            | Error::Timeout { attempts, .. }
+            | Error::TotalTimeout { attempts, .. } => Some(*attempts),
             Error::Decode(e) => Some(e.attempts),
             Error::BatchIncomplete { source, .. } => source.attempts(),
             Error::Settle(source) => source.attempts(),
@@ -203,9 +297,9 @@ impl Error {
         self.status() == Some(409)
     }
 
-    /// True for [`Error::Timeout`].
+    /// True for [`Error::Timeout`] (one attempt) and [`Error::TotalTimeout`] (the call).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        matches!(self, Error::Timeout { .. } | Error::TotalTimeout { .. })
     }
 
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -223,21 +317,169 @@ impl Error {
             _ => {}
         }
     }
+
+    /// A short, stable name of the variant, for metric labels.
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self {
+            Error::Api(_) => "api",
+            Error::Transport { .. } => "transport",
+            Error::Timeout { .. } => "timeout",
+            Error::TotalTimeout { .. } => "total_timeout",
+            Error::Decode(_) => "decode",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::Config(_) => "config",
+            Error::Body(_) => "body",
+            Error::BatchIncomplete { .. } => "batch_incomplete",
+            Error::Settle(_) => "settle",
+            Error::ConsumerClosed => "consumer_closed",
+            Error::ConsumerFailed { .. } => "consumer_failed",
+            Error::PublisherFull { .. } => "publisher_full",
+            Error::MaybeStored { .. } => "maybe_stored",
+            Error::PublisherClosed => "publisher_closed",
+            Error::Publish(_) => "publish",
+        }
+    }
 }
 
-/// Method and path template of a request, such as
-/// `POST /accounts/{account_id}/queues/{queue_id}/messages/ack`. Carries no ids.
+/// What a failure says about retrying. Decided here, next to the error, so that the
+/// retry policy ([`RetryPolicy`](crate::RetryPolicy)) depends on errors and not the other
+/// way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// Retrying cannot help.
+    Fatal,
+    /// The server answered with a retryable error, so it did not apply the request.
+    Answered,
+    /// The request never reached the server (connection refused, DNS, TLS).
+    NotSent,
+    /// The request may have been applied (timeout, connection lost mid-flight).
+    MaybeApplied,
+}
+
+impl Class {
+    pub(crate) fn is_retryable(self) -> bool {
+        self != Class::Fatal
+    }
+}
+
+/// Classification by Queues error code before HTTP status: Cloudflare answers 429 both
+/// for a transient overload (10250, retry) and for hard limits (10251 to 10253, never).
+pub(crate) fn classify(err: &Error) -> Class {
+    match err {
+        Error::Api(api) => {
+            for code in api.codes() {
+                match code {
+                    ErrorCode::QueueOverloaded
+                    | ErrorCode::ClientDisconnected
+                    | ErrorCode::UnknownInternalError => {
+                        return Class::Answered;
+                    }
+                    ErrorCode::QueueStorageLimitExceeded
+                    | ErrorCode::QueueDisabled
+                    | ErrorCode::FreeTierLimitExceeded => return Class::Fatal,
+                    _ => {}
+                }
+            }
+            match api.status {
+                408 | 429 | 500..=599 => Class::Answered,
+                _ => Class::Fatal,
+            }
+        }
+        Error::Transport { source, .. } | Error::Timeout { source, .. } => {
+            if source.is_connect() {
+                Class::NotSent
+            } else {
+                Class::MaybeApplied
+            }
+        }
+        Error::TotalTimeout {
+            in_flight: true, ..
+        } => Class::MaybeApplied,
+        Error::TotalTimeout {
+            last_error: Some(last),
+            ..
+        } => classify(last),
+        Error::TotalTimeout { .. } => Class::NotSent,
+        Error::BatchIncomplete { source, .. } => classify(source),
+        Error::Settle(source) => classify(source),
+        _ => Class::Fatal,
+    }
+}
+
+/// Which request failed: its method, its path template, and the ids that filled the
+/// template, except the account id.
+///
+/// Displayed as the path with those ids in place and the account left as a placeholder:
+/// `POST /accounts/{account_id}/queues/b01b5594f784d0165c2985833f5660dd/messages`. The
+/// account id and credentials are never part of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RequestLabel {
     /// HTTP method.
     pub method: reqwest::Method,
-    /// Path template from the OpenAPI description.
+    /// Path template from the OpenAPI description, such as
+    /// `/accounts/{account_id}/queues/{queue_id}/messages` (the same for every queue, so
+    /// it suits grouping; see [`RequestLabel::ids`] for which queue).
     pub path: &'static str,
+    /// The ids in the path other than the account id, in template order, by placeholder
+    /// name: `[("queue_id", "b01b…"), ("consumer_id", "…")]`.
+    pub ids: Vec<(&'static str, String)>,
+}
+
+impl RequestLabel {
+    /// A label without ids.
+    pub(crate) fn new(method: reqwest::Method, path: &'static str) -> Self {
+        RequestLabel {
+            method,
+            path,
+            ids: Vec::new(),
+        }
+    }
+
+    /// The value of the path placeholder `name` (`queue_id`, `consumer_id`,
+    /// `subscription_id`), if the request had one. Never the account id.
+    pub fn id(&self, name: &str) -> Option<&str> {
+        self.ids
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The queue the request was about, if any.
+    pub fn queue_id(&self) -> Option<&str> {
+        self.id("queue_id")
+    }
+
+    /// The consumer the request was about, if any.
+    pub fn consumer_id(&self) -> Option<&str> {
+        self.id("consumer_id")
+    }
+
+    /// The event subscription the request was about, if any.
+    pub fn subscription_id(&self) -> Option<&str> {
+        self.id("subscription_id")
+    }
 }
 
 impl fmt::Display for RequestLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.method, self.path)
+        write!(f, "{} ", self.method)?;
+        let mut rest = self.path;
+        while let Some(open) = rest.find('{') {
+            let Some(len) = rest[open..].find('}') else {
+                break;
+            };
+            let name = &rest[open + 1..open + len];
+            f.write_str(&rest[..open])?;
+            match self.id(name) {
+                // User-supplied text: control characters are escaped, and an absurdly
+                // long value is cut, so that a message stays one readable line.
+                Some(value) => write!(f, "{}", snippet(value, 64).escape_debug())?,
+                None => f.write_str(&rest[open..=open + len])?,
+            }
+            rest = &rest[open + len + 1..];
+        }
+        f.write_str(rest)
     }
 }
 
@@ -465,7 +707,8 @@ pub struct DecodeError {
     pub body_snippet: String,
     /// Attempts made.
     pub attempts: u32,
-    /// The parser's error.
+    /// The parser's error; also the [`source`](std::error::Error::source), so the
+    /// message does not repeat it.
     pub source: serde_json::Error,
 }
 
@@ -473,8 +716,8 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "could not decode the response to {} (HTTP {}) at `{}`: {}; body starts: {}",
-            self.request, self.status, self.path, self.source, self.body_snippet
+            "could not decode the response to {} (HTTP {}) at `{}`; body starts: {}",
+            self.request, self.status, self.path, self.body_snippet
         )
     }
 }
@@ -529,9 +772,10 @@ impl fmt::Display for BodyError {
                 }
                 _ => f.write_str("unsupported content type"),
             },
-            BodyErrorKind::Base64(e) => write!(f, "invalid base64: {e}"),
-            BodyErrorKind::Utf8(e) => write!(f, "not valid UTF-8: {e}"),
-            BodyErrorKind::Json(e) => write!(f, "not the expected JSON: {e}"),
+            // The decoder's own error is the source, so it is not repeated here.
+            BodyErrorKind::Base64(_) => f.write_str("invalid base64"),
+            BodyErrorKind::Utf8(_) => f.write_str("not valid UTF-8"),
+            BodyErrorKind::Json(_) => f.write_str("not the expected JSON"),
             BodyErrorKind::Malformed(why) => write!(f, "the pulled entry could not be read: {why}"),
         }
     }

@@ -17,12 +17,18 @@
 //! twice. Reads, updates, deletes, pulls and acks (keyed by lease id) are retried on
 //! any retryable failure.
 //!
+//! **Timeouts** bound what the policy may do: see [`RetryPolicy`] and `transport.rs`,
+//! which checks the total timeout's deadline before every sleep and around every attempt.
+//!
 //! **Delays** come from the server when it sends `retry-after-ms` or `Retry-After`
 //! (seconds or an HTTP date), capped at [`RetryPolicy::max_retry_after`]; otherwise from
 //! [`Backoff`]: exponential growth from `initial` by `multiplier`, capped at `max`, minus
 //! a random fraction (`jitter`) so that many clients do not retry in lockstep.
 
-use crate::error::{Error, ErrorCode};
+// Classification lives with the error type; the policy only reads it, so the two
+// modules depend on each other in one direction.
+use crate::error::Error;
+pub(crate) use crate::error::{Class, classify};
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
@@ -111,6 +117,19 @@ impl Backoff {
 ///
 /// The default makes up to 4 attempts, waiting about 0.2 s, 0.4 s and 0.8 s (25 % jitter,
 /// capped at 8 s), and honours a server-sent `Retry-After` of up to 60 s.
+///
+/// **With timeouts.** The per-attempt timeout
+/// ([`ClientBuilder::timeout`](crate::ClientBuilder::timeout), default 60 s) applies to
+/// each attempt anew; an attempt that times out counts as a failure like a lost
+/// connection (retried for reads, pulls, acks, updates and deletes; not for publishes
+/// and creates). So without a total timeout a call can last `max_attempts` ×
+/// per-attempt timeout plus the delays. The total timeout
+/// ([`ClientBuilder::total_timeout`](crate::ClientBuilder::total_timeout)) caps the
+/// whole: the attempt in flight when it runs out is abandoned, and a retry whose delay
+/// (backoff or `Retry-After`) would end at or past it is not waited for. Either way the
+/// call fails with [`Error::TotalTimeout`](crate::Error::TotalTimeout), whose source is
+/// the last attempt's error. The policy decides how often and how soon; the timeouts,
+/// how long.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     max_attempts: u32,
@@ -189,59 +208,6 @@ impl RetryPolicy {
             Class::NotSent => true,
             Class::MaybeApplied => idempotent,
         }
-    }
-}
-
-/// What a failure says about retrying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Class {
-    /// Retrying cannot help.
-    Fatal,
-    /// The server answered with a retryable error, so it did not apply the request.
-    Answered,
-    /// The request never reached the server (connection refused, DNS, TLS).
-    NotSent,
-    /// The request may have been applied (timeout, connection lost mid-flight).
-    MaybeApplied,
-}
-
-impl Class {
-    pub(crate) fn is_retryable(self) -> bool {
-        self != Class::Fatal
-    }
-}
-
-pub(crate) fn classify(err: &Error) -> Class {
-    match err {
-        Error::Api(api) => {
-            for code in api.codes() {
-                match code {
-                    ErrorCode::QueueOverloaded
-                    | ErrorCode::ClientDisconnected
-                    | ErrorCode::UnknownInternalError => {
-                        return Class::Answered;
-                    }
-                    ErrorCode::QueueStorageLimitExceeded
-                    | ErrorCode::QueueDisabled
-                    | ErrorCode::FreeTierLimitExceeded => return Class::Fatal,
-                    _ => {}
-                }
-            }
-            match api.status {
-                408 | 429 | 500..=599 => Class::Answered,
-                _ => Class::Fatal,
-            }
-        }
-        Error::Transport { source, .. } | Error::Timeout { source, .. } => {
-            if source.is_connect() {
-                Class::NotSent
-            } else {
-                Class::MaybeApplied
-            }
-        }
-        Error::BatchIncomplete { source, .. } => classify(source),
-        Error::Settle(source) => classify(source),
-        _ => Class::Fatal,
     }
 }
 

@@ -26,10 +26,10 @@ fn config() -> ProptestConfig {
 
 fn meta(status: u16) -> ResponseMeta {
     ResponseMeta {
-        request: RequestLabel {
-            method: reqwest::Method::POST,
-            path: "/accounts/{account_id}/queues/{queue_id}/messages/pull",
-        },
+        request: RequestLabel::new(
+            reqwest::Method::POST,
+            "/accounts/{account_id}/queues/{queue_id}/messages/pull",
+        ),
         status,
         ray_id: None,
         retry_after: None,

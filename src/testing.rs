@@ -1,7 +1,7 @@
 //! Building blocks for testing your own code that uses this crate (feature `testing`;
 //! the `emulator` feature turns it on too).
 //!
-//! * [`TestMessage`] makes a [`ReceivedMessage`] (what a [`PullConsumer::run`] handler
+//! * [`TestMessage`] makes a [`ReceivedMessage`] (what a [`PullConsumer::run`](crate::consumer::PullConsumer::run) handler
 //!   gets) or a [`Delivery`] (what the stream yields) from a body, with no server. A
 //!   test delivery records what your code decided in a [`DecisionProbe`]; nothing is
 //!   sent anywhere.

@@ -200,3 +200,35 @@ fn base_url_with_user_and_password_is_refused() {
     assert!(e.to_string().contains("user name or password"), "{e}");
     assert!(!format!("{e} {e:?}").contains("pa55word"));
 }
+
+#[test]
+fn try_queue_refuses_what_cannot_be_a_queue_id() {
+    let client = Client::builder()
+        .api_token(TOKEN)
+        .account_id(ACCOUNT)
+        .build()
+        .unwrap();
+    let good = client.try_queue(QUEUE).expect("32 hex characters");
+    assert_eq!(good.id(), QUEUE);
+    assert!(client.try_queue(QUEUE.to_uppercase()).is_ok());
+    for (bad, says) in [
+        ("", "must not be empty"),
+        ("   ", "must not be empty"),
+        ("orders", "find_by_name"),
+        ("b01b5594f784d016/c2985833f5660dd", "`/`"),
+        ("b01b5594f784d0165c2985833f5660d ", "whitespace"),
+        ("b01b5594f784d0165c2985833f5660dé", "ASCII"),
+        ("b01b5594f784d0165c2985833f5660", "30 characters"),
+        ("b01b5594f784d0165c2985833f5660dd00", "34 characters"),
+        ("../queues", "`/`"),
+    ] {
+        let e = client.try_queue(bad).expect_err(bad);
+        let Error::InvalidInput { field, reason } = &e else {
+            panic!("{bad:?}: {e:?}")
+        };
+        assert_eq!(field, "queue_id");
+        assert!(reason.contains(says), "{bad:?}: {reason}");
+    }
+    // The infallible handle takes anything and checks nothing.
+    assert_eq!(client.queue("orders").id(), "orders");
+}

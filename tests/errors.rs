@@ -97,7 +97,7 @@ async fn unknown_codes_and_every_entry_survive() {
     assert_eq!(
         e.to_string(),
         "HTTP 400 [7003 Unknown] No route for the URI; [10107 QueueIDMalformed] bad id \
-         (POST /accounts/{account_id}/queues/{queue_id}/messages/pull, cf-ray 8c1f2a3b4d5e6f70-SJC)"
+         (POST /accounts/{account_id}/queues/b01b5594f784d0165c2985833f5660dd/messages/pull, cf-ray 8c1f2a3b4d5e6f70-SJC)"
     );
     assert!(!e.is_retryable());
 }

@@ -3,7 +3,8 @@
 mod common;
 
 use cloudflare_queues::models::{ContentType, ExtensionOutcome, Message};
-use cloudflare_queues::{BodyErrorKind, Error, LeaseToExtend};
+use cloudflare_queues::requests::LeaseToExtend;
+use cloudflare_queues::{BodyErrorKind, Error};
 use common::*;
 use serde_json::{Value, json};
 use std::time::{Duration, UNIX_EPOCH};

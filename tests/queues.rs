@@ -578,3 +578,23 @@ async fn the_edges_of_the_ranges_are_accepted() {
         .await
         .unwrap();
 }
+
+#[test]
+fn accessors_return_what_is_always_present() {
+    use cloudflare_queues::models::{EventSubscription, Queue};
+    let queue: Queue = serde_json::from_value(fixture("queue.json")["result"].clone()).unwrap();
+    assert_eq!(queue.id(), queue.queue_id.as_deref().unwrap());
+    assert_eq!(queue.name(), queue.queue_name.as_deref().unwrap());
+    assert!(!queue.id().is_empty() && !queue.name().is_empty());
+    let consumer: Consumer =
+        serde_json::from_value(fixture("consumer_http_pull.json")["result"].clone()).unwrap();
+    assert_eq!(consumer.id(), "9f2c1d5e8a7b4c3d2e1f0a9b8c7d6e5f");
+    assert_eq!(Some(consumer.id()), consumer.consumer_id());
+    let sub: EventSubscription =
+        serde_json::from_value(fixture("subscription.json")["result"].clone()).unwrap();
+    assert_eq!((sub.id(), sub.name()), (sub.id.as_str(), sub.name.as_str()));
+    assert!(!sub.id().is_empty());
+    // A response that lacks the id: the accessor is empty, the field says it was absent.
+    let bare: Queue = serde_json::from_value(json!({})).unwrap();
+    assert_eq!((bare.id(), bare.queue_id.as_deref()), ("", None));
+}

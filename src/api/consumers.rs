@@ -1,12 +1,11 @@
 //! A queue's consumers: list, create (HTTP pull or Worker), get, update, delete.
 
-use super::{QueueHandle, request_future};
+use super::{QueueHandle, RequestOptions, request_future, request_options};
 use crate::error::{Error, Result};
 use crate::models::{
     Consumer, ConsumerRequest, HttpPullConsumerRequest, MaxConcurrency, WorkerConsumerRequest,
 };
 use crate::ops;
-use crate::retry::RetryPolicy;
 use crate::transport::{Call, Operation};
 use serde::de::IgnoredAny;
 use std::time::Duration;
@@ -34,7 +33,7 @@ impl Consumers {
     pub fn list(&self) -> ListConsumers {
         ListConsumers {
             queue: self.queue.clone(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -58,7 +57,7 @@ impl Consumers {
         CreateHttpPullConsumer {
             queue: self.queue.clone(),
             request: HttpPullConsumerRequest::new(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -67,7 +66,7 @@ impl Consumers {
         CreateWorkerConsumer {
             queue: self.queue.clone(),
             request: WorkerConsumerRequest::new(script_name),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -77,7 +76,7 @@ impl Consumers {
         CreateConsumer {
             queue: self.queue.clone(),
             request: request.into(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -86,7 +85,7 @@ impl Consumers {
         GetConsumer {
             queue: self.queue.clone(),
             consumer_id: consumer_id.into(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -101,7 +100,7 @@ impl Consumers {
             queue: self.queue.clone(),
             consumer_id: consumer_id.into(),
             request: request.into(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -110,7 +109,7 @@ impl Consumers {
         DeleteConsumer {
             queue: self.queue.clone(),
             consumer_id: consumer_id.into(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 }
@@ -128,7 +127,7 @@ async fn send_request(
     op: Operation,
     consumer_id: Option<&str>,
     request: &ConsumerRequest,
-    retry: Option<&RetryPolicy>,
+    options: &RequestOptions,
 ) -> Result<Consumer> {
     request.validate()?;
     let mut params = vec![queue.id()];
@@ -136,7 +135,7 @@ async fn send_request(
         check_consumer_id(id)?;
         params.push(id);
     }
-    let call = Call::new(op, &params).json(request)?.retry(retry);
+    let call = Call::new(op, &params).json(request)?.options(options);
     Ok(queue.client.execute(call).await?.result)
 }
 
@@ -145,20 +144,14 @@ async fn send_request(
 #[must_use = "a request does nothing until it is awaited"]
 pub struct ListConsumers {
     queue: QueueHandle,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl ListConsumers {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<Vec<Consumer>> {
         let params = [self.queue.id()];
-        let call = Call::new(ops::LIST_CONSUMERS, &params).retry(self.retry.as_ref());
+        let call = Call::new(ops::LIST_CONSUMERS, &params).options(&self.options);
         let reply = self
             .queue
             .client
@@ -175,7 +168,7 @@ impl ListConsumers {
 pub struct CreateHttpPullConsumer {
     queue: QueueHandle,
     request: HttpPullConsumerRequest,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl CreateHttpPullConsumer {
@@ -210,12 +203,6 @@ impl CreateHttpPullConsumer {
         self
     }
 
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<Consumer> {
         let request = ConsumerRequest::HttpPull(self.request);
@@ -224,7 +211,7 @@ impl CreateHttpPullConsumer {
             ops::CREATE_CONSUMER,
             None,
             &request,
-            self.retry.as_ref(),
+            &self.options,
         )
         .await
     }
@@ -237,7 +224,7 @@ impl CreateHttpPullConsumer {
 pub struct CreateWorkerConsumer {
     queue: QueueHandle,
     request: WorkerConsumerRequest,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl CreateWorkerConsumer {
@@ -287,12 +274,6 @@ impl CreateWorkerConsumer {
         self
     }
 
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<Consumer> {
         let request = ConsumerRequest::Worker(self.request);
@@ -301,7 +282,7 @@ impl CreateWorkerConsumer {
             ops::CREATE_CONSUMER,
             None,
             &request,
-            self.retry.as_ref(),
+            &self.options,
         )
         .await
     }
@@ -313,16 +294,10 @@ impl CreateWorkerConsumer {
 pub struct CreateConsumer {
     queue: QueueHandle,
     request: ConsumerRequest,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl CreateConsumer {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<Consumer> {
         send_request(
@@ -330,7 +305,7 @@ impl CreateConsumer {
             ops::CREATE_CONSUMER,
             None,
             &self.request,
-            self.retry.as_ref(),
+            &self.options,
         )
         .await
     }
@@ -342,21 +317,15 @@ impl CreateConsumer {
 pub struct GetConsumer {
     queue: QueueHandle,
     consumer_id: String,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl GetConsumer {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<Consumer> {
         check_consumer_id(&self.consumer_id)?;
         let params = [self.queue.id(), self.consumer_id.as_str()];
-        let call = Call::new(ops::GET_CONSUMER, &params).retry(self.retry.as_ref());
+        let call = Call::new(ops::GET_CONSUMER, &params).options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
@@ -368,16 +337,10 @@ pub struct UpdateConsumer {
     queue: QueueHandle,
     consumer_id: String,
     request: ConsumerRequest,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl UpdateConsumer {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<Consumer> {
         send_request(
@@ -385,7 +348,7 @@ impl UpdateConsumer {
             ops::UPDATE_CONSUMER,
             Some(&self.consumer_id),
             &self.request,
-            self.retry.as_ref(),
+            &self.options,
         )
         .await
     }
@@ -397,26 +360,30 @@ impl UpdateConsumer {
 pub struct DeleteConsumer {
     queue: QueueHandle,
     consumer_id: String,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl DeleteConsumer {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<()> {
         check_consumer_id(&self.consumer_id)?;
         let params = [self.queue.id(), self.consumer_id.as_str()];
-        let call = Call::new(ops::DELETE_CONSUMER, &params).retry(self.retry.as_ref());
+        let call = Call::new(ops::DELETE_CONSUMER, &params).options(&self.options);
         // The envelope carries no result.
         self.queue.client.execute::<IgnoredAny>(call).await?;
         Ok(())
     }
 }
+
+request_options!(
+    ListConsumers,
+    CreateHttpPullConsumer,
+    CreateWorkerConsumer,
+    CreateConsumer,
+    GetConsumer,
+    UpdateConsumer,
+    DeleteConsumer,
+);
 
 request_future!(ListConsumers => Vec<Consumer>);
 request_future!(CreateHttpPullConsumer => Consumer);

@@ -1,6 +1,6 @@
 //! The message data plane: publish, batch publish, pull, ack/retry.
 
-use super::{QueueHandle, request_future};
+use super::{QueueHandle, RequestOptions, request_future, request_options};
 use crate::error::{Error, Result};
 use crate::limits::{
     self, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_PULL_BATCH, MAX_VISIBILITY_TIMEOUT,
@@ -33,7 +33,7 @@ impl QueueHandle {
         SendMessage {
             queue: self.clone(),
             message: message.into(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -53,7 +53,7 @@ impl QueueHandle {
             queue: self.clone(),
             messages: messages.into_iter().map(Into::into).collect(),
             delay: None,
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -63,7 +63,7 @@ impl QueueHandle {
             queue: self.clone(),
             batch_size: None,
             visibility_timeout: None,
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -112,7 +112,7 @@ impl QueueHandle {
             queue: self.clone(),
             leases: leases.into_iter().map(Into::into).collect(),
             visibility_timeout,
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -129,7 +129,7 @@ impl QueueHandle {
         AckMessages {
             queue: self.clone(),
             body,
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 }
@@ -140,7 +140,7 @@ impl QueueHandle {
 pub struct SendMessage {
     queue: QueueHandle,
     message: Message,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl SendMessage {
@@ -150,19 +150,13 @@ impl SendMessage {
         self
     }
 
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<PushResult> {
         self.message.validate("message")?;
         let params = [self.queue.id()];
         let call = Call::new(ops::PUSH_MESSAGE, &params)
             .json(&self.message)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
@@ -186,7 +180,7 @@ pub struct SendBatch {
     queue: QueueHandle,
     messages: Vec<Message>,
     delay: Option<Duration>,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl SendBatch {
@@ -196,14 +190,9 @@ impl SendBatch {
         self
     }
 
-    /// Overrides the client's retry policy for these requests.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
-    /// Validates every message, then sends the batches in order.
-    pub async fn send(self) -> Result<BatchReceipt> {
+    /// Validates every message, then sends the batches in order. A total timeout
+    /// covers the whole batch, every request of it.
+    pub async fn send(mut self) -> Result<BatchReceipt> {
         if let Some(delay) = self.delay {
             limits::check_duration("delay", delay, Duration::ZERO, limits::MAX_DELAY)?;
         }
@@ -213,6 +202,7 @@ impl SendBatch {
             sizes.push(m.size());
         }
         let total = self.messages.len();
+        self.options.start(&self.queue.client);
         let chunks = chunk_lengths(&sizes);
         let params = [self.queue.id()];
         let mut receipt = BatchReceipt::default();
@@ -224,7 +214,7 @@ impl SendBatch {
             };
             let call = Call::new(ops::PUSH_BATCH, &params)
                 .json(&body)?
-                .retry(self.retry.as_ref());
+                .options(&self.options);
             match self.queue.client.execute::<PushResult>(call).await {
                 Ok(reply) => {
                     receipt.messages += len;
@@ -334,7 +324,7 @@ pub struct PullMessages {
     queue: QueueHandle,
     batch_size: Option<u32>,
     visibility_timeout: Option<Duration>,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl PullMessages {
@@ -348,12 +338,6 @@ impl PullMessages {
     /// 30 s). Sent in milliseconds.
     pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
         self.visibility_timeout = Some(timeout);
-        self
-    }
-
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
         self
     }
 
@@ -377,7 +361,7 @@ impl PullMessages {
         let params = [self.queue.id()];
         let call = Call::new(ops::PULL_MESSAGES, &params)
             .json(&body)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
@@ -388,7 +372,7 @@ impl PullMessages {
 pub struct AckMessages {
     queue: QueueHandle,
     body: AckRequest,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl AckMessages {
@@ -421,12 +405,6 @@ impl AckMessages {
             lease_id: lease_id.into(),
             delay,
         });
-        self
-    }
-
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
         self
     }
 
@@ -463,7 +441,7 @@ impl AckMessages {
         let params = [self.queue.id()];
         let call = Call::new(ops::ACK_MESSAGES, &params)
             .json(&self.body)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
@@ -543,21 +521,15 @@ pub struct ExtendLeases {
     queue: QueueHandle,
     leases: Vec<LeaseToExtend>,
     visibility_timeout: Duration,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl ExtendLeases {
-    /// Overrides the client's retry policy for these requests.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Checks the input, then sends the requests in order (100 leases each). If a later
     /// request fails after earlier ones succeeded, the error is
     /// [`Error::BatchIncomplete`] with the number of leases handled; their old lease ids
     /// keep working for acks.
-    pub async fn send(self) -> Result<LeaseExtensions> {
+    pub async fn send(mut self) -> Result<LeaseExtensions> {
         limits::check_duration(
             "visibility_timeout",
             self.visibility_timeout,
@@ -570,6 +542,8 @@ impl ExtendLeases {
             }
         }
         let total = self.leases.len();
+        // One total-timeout deadline for every request of the call.
+        self.options.start(&self.queue.client);
         let params = [self.queue.id()];
         let mut out = LeaseExtensions::default();
         for chunk in self.leases.chunks(limits::MAX_EXTEND_BATCH) {
@@ -584,7 +558,7 @@ impl ExtendLeases {
             };
             let call = Call::new(ops::EXTEND_LEASES, &params)
                 .json(&body)?
-                .retry(self.retry.as_ref());
+                .options(&self.options);
             let result = match self.queue.client.execute::<ExtendResult>(call).await {
                 Ok(reply) => reply.result,
                 Err(err) if out.requests == 0 => return Err(err),
@@ -642,6 +616,14 @@ impl ExtendOnce {
 }
 
 request_future!(ExtendLeases => LeaseExtensions);
+request_options!(
+    SendMessage,
+    SendBatch,
+    PullMessages,
+    AckMessages,
+    ExtendLeases
+);
+
 request_future!(SendMessage => PushResult);
 request_future!(SendBatch => BatchReceipt);
 request_future!(PullMessages => PullResult);

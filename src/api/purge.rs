@@ -1,7 +1,7 @@
 //! Emptying a queue (with a confirmation step), purge status, peeking at messages and
 //! deleting peeked messages one by one.
 
-use super::{QueueHandle, request_future};
+use super::{QueueHandle, RequestOptions, request_future, request_options};
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::models::{
@@ -9,7 +9,6 @@ use crate::models::{
     PurgeStatus, Queue,
 };
 use crate::ops;
-use crate::retry::RetryPolicy;
 use crate::transport::Call;
 
 impl QueueHandle {
@@ -44,7 +43,7 @@ impl QueueHandle {
     pub fn purge_status(&self) -> GetPurgeStatus {
         GetPurgeStatus {
             queue: self.clone(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -55,7 +54,7 @@ impl QueueHandle {
         PeekMessages {
             queue: self.clone(),
             batch_size: None,
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -76,7 +75,7 @@ impl QueueHandle {
         PurgeMessages {
             queue: self.clone(),
             refs: refs.into_iter().map(Into::into).collect(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 }
@@ -95,7 +94,7 @@ impl PurgeConfirmation {
     pub fn delete_all_messages_permanently(self) -> PurgeQueue {
         PurgeQueue {
             queue: self.queue,
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 }
@@ -105,16 +104,10 @@ impl PurgeConfirmation {
 #[must_use = "a request does nothing until it is awaited"]
 pub struct PurgeQueue {
     queue: QueueHandle,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl PurgeQueue {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the purge. It runs in the background; see [`QueueHandle::purge_status`].
     pub async fn send(self) -> Result<Queue> {
         let body = PurgeQueueRequest {
@@ -123,7 +116,7 @@ impl PurgeQueue {
         let params = [self.queue.id()];
         let call = Call::new(ops::START_PURGE, &params)
             .json(&body)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
@@ -133,20 +126,14 @@ impl PurgeQueue {
 #[must_use = "a request does nothing until it is awaited"]
 pub struct GetPurgeStatus {
     queue: QueueHandle,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl GetPurgeStatus {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<PurgeStatus> {
         let params = [self.queue.id()];
-        let call = Call::new(ops::PURGE_STATUS, &params).retry(self.retry.as_ref());
+        let call = Call::new(ops::PURGE_STATUS, &params).options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
@@ -157,19 +144,13 @@ impl GetPurgeStatus {
 pub struct PeekMessages {
     queue: QueueHandle,
     batch_size: Option<u32>,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl PeekMessages {
     /// Most messages to return, 1 to 100 (the pull limit; the server picks when unset).
     pub fn batch_size(mut self, n: u32) -> Self {
         self.batch_size = Some(n);
-        self
-    }
-
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
         self
     }
 
@@ -184,7 +165,7 @@ impl PeekMessages {
         let params = [self.queue.id()];
         let call = Call::new(ops::PEEK_MESSAGES, &params)
             .json(&body)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
@@ -195,16 +176,10 @@ impl PeekMessages {
 pub struct PurgeMessages {
     queue: QueueHandle,
     refs: Vec<String>,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl PurgeMessages {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request. An empty list is refused rather than sent.
     pub async fn send(self) -> Result<PurgeMessagesResult> {
         if self.refs.is_empty() {
@@ -226,10 +201,12 @@ impl PurgeMessages {
         let params = [self.queue.id()];
         let call = Call::new(ops::PURGE_MESSAGES, &params)
             .json(&body)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
+
+request_options!(PurgeQueue, GetPurgeStatus, PeekMessages, PurgeMessages);
 
 request_future!(PurgeQueue => Queue);
 request_future!(GetPurgeStatus => PurgeStatus);

@@ -1,7 +1,7 @@
 //! Queue management: list, create, find by name, get, replace, edit, delete, pause and
 //! resume delivery, metrics.
 
-use super::{QueueHandle, request_future};
+use super::{QueueHandle, RequestOptions, request_future, request_options};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::limits;
@@ -10,7 +10,6 @@ use crate::models::{
 };
 use crate::ops;
 use crate::pagination::{Page, PageStream, paginate};
-use crate::retry::RetryPolicy;
 use crate::transport::Call;
 use futures::StreamExt as _;
 use serde::de::IgnoredAny;
@@ -50,7 +49,7 @@ impl Queues {
             page: None,
             per_page: None,
             names: Vec::new(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -65,7 +64,7 @@ impl Queues {
                 queue_name: name.into(),
                 ..CreateQueueRequest::default()
             },
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -80,6 +79,7 @@ impl Queues {
         FindQueue {
             list: self.list(),
             name: name.into(),
+            options: RequestOptions::default(),
         }
     }
 }
@@ -89,7 +89,7 @@ impl QueueHandle {
     pub fn get(&self) -> GetQueue {
         GetQueue {
             queue: self.clone(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -102,7 +102,7 @@ impl QueueHandle {
                 queue_name: Some(name.into()),
                 settings: None,
             },
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -111,7 +111,7 @@ impl QueueHandle {
         EditQueue {
             queue: self.clone(),
             body: UpdateQueueRequest::default(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -130,7 +130,7 @@ impl QueueHandle {
     pub fn delete(&self) -> DeleteQueue {
         DeleteQueue {
             queue: self.clone(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -138,7 +138,7 @@ impl QueueHandle {
     pub fn metrics(&self) -> GetMetrics {
         GetMetrics {
             queue: self.clone(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 }
@@ -191,7 +191,7 @@ pub struct ListQueues {
     page: Option<u32>,
     per_page: Option<u32>,
     names: Vec<String>,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl ListQueues {
@@ -215,12 +215,6 @@ impl ListQueues {
         self
     }
 
-    /// Overrides the client's retry policy for this request (each page's, when streaming).
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Fetches one page.
     pub async fn send(self) -> Result<Page<Queue>> {
         // The API documents no ceiling for queue pages, so only the floor is checked.
@@ -234,7 +228,7 @@ impl ListQueues {
         for name in &self.names {
             call = call.query("name", Some(name));
         }
-        let call = call.retry(self.retry.as_ref());
+        let call = call.options(&self.options);
         let reply = self.client.execute::<Option<Vec<Queue>>>(call).await?;
         Ok(Page::new(
             reply.result.unwrap_or_default(),
@@ -256,20 +250,19 @@ impl ListQueues {
 pub struct FindQueue {
     list: ListQueues,
     name: String,
+    options: RequestOptions,
 }
 
 impl FindQueue {
-    /// Overrides the client's retry policy for the listing requests.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.list = self.list.retry_policy(policy);
-        self
-    }
-
     /// Asks for the queue by name; walks further pages only while the server answers
-    /// with other queues.
+    /// with other queues. The retry policy applies to each listing request; a total
+    /// timeout covers the whole search.
     pub async fn send(self) -> Result<Option<Queue>> {
         check_not_blank("name", &self.name)?;
-        let mut queues = self.list.name(self.name.clone()).into_stream();
+        let mut list = self.list;
+        list.options = self.options;
+        list.options.start(&list.client);
+        let mut queues = list.name(self.name.clone()).into_stream();
         while let Some(queue) = queues.next().await {
             let queue = queue?;
             if queue.queue_name.as_deref() == Some(self.name.as_str()) {
@@ -286,7 +279,7 @@ impl FindQueue {
 pub struct CreateQueue {
     client: Client,
     body: CreateQueueRequest,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl CreateQueue {
@@ -310,19 +303,13 @@ impl CreateQueue {
         self
     }
 
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<Queue> {
         check_not_blank("queue_name", &self.body.queue_name)?;
         check_settings(self.body.settings.as_ref())?;
         let call = Call::new(ops::CREATE_QUEUE, &[])
             .json(&self.body)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.client.execute(call).await?.result)
     }
 }
@@ -332,20 +319,14 @@ impl CreateQueue {
 #[must_use = "a request does nothing until it is awaited"]
 pub struct GetQueue {
     queue: QueueHandle,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl GetQueue {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<Queue> {
         let params = [self.queue.id()];
-        let call = Call::new(ops::GET_QUEUE, &params).retry(self.retry.as_ref());
+        let call = Call::new(ops::GET_QUEUE, &params).options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
@@ -356,7 +337,7 @@ impl GetQueue {
 pub struct UpdateQueue {
     queue: QueueHandle,
     body: UpdateQueueRequest,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl UpdateQueue {
@@ -378,12 +359,6 @@ impl UpdateQueue {
         self
     }
 
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<Queue> {
         check_not_blank("queue_name", self.body.queue_name.as_deref().unwrap_or(""))?;
@@ -391,7 +366,7 @@ impl UpdateQueue {
         let params = [self.queue.id()];
         let call = Call::new(ops::UPDATE_QUEUE, &params)
             .json(&self.body)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
@@ -403,7 +378,7 @@ impl UpdateQueue {
 pub struct EditQueue {
     queue: QueueHandle,
     body: UpdateQueueRequest,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl EditQueue {
@@ -431,12 +406,6 @@ impl EditQueue {
         self
     }
 
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<Queue> {
         if let Some(name) = &self.body.queue_name {
@@ -446,7 +415,7 @@ impl EditQueue {
         let params = [self.queue.id()];
         let call = Call::new(ops::EDIT_QUEUE, &params)
             .json(&self.body)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
@@ -456,20 +425,14 @@ impl EditQueue {
 #[must_use = "a request does nothing until it is awaited"]
 pub struct DeleteQueue {
     queue: QueueHandle,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl DeleteQueue {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<()> {
         let params = [self.queue.id()];
-        let call = Call::new(ops::DELETE_QUEUE, &params).retry(self.retry.as_ref());
+        let call = Call::new(ops::DELETE_QUEUE, &params).options(&self.options);
         // The envelope carries no result; whatever is there is not worth failing over.
         self.queue.client.execute::<IgnoredAny>(call).await?;
         Ok(())
@@ -481,23 +444,28 @@ impl DeleteQueue {
 #[must_use = "a request does nothing until it is awaited"]
 pub struct GetMetrics {
     queue: QueueHandle,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl GetMetrics {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request (asking for JSON: the endpoint can also stream events).
     pub async fn send(self) -> Result<QueueMetrics> {
         let params = [self.queue.id()];
-        let call = Call::new(ops::GET_METRICS, &params).retry(self.retry.as_ref());
+        let call = Call::new(ops::GET_METRICS, &params).options(&self.options);
         Ok(self.queue.client.execute(call).await?.result)
     }
 }
+
+request_options!(
+    ListQueues,
+    FindQueue,
+    CreateQueue,
+    GetQueue,
+    UpdateQueue,
+    EditQueue,
+    DeleteQueue,
+    GetMetrics,
+);
 
 request_future!(ListQueues => Page<Queue>);
 request_future!(FindQueue => Option<Queue>);

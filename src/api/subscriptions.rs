@@ -2,7 +2,7 @@
 //! Builds, Workflows, …) to a queue.
 
 use super::queues::{check_not_blank, check_paging};
-use super::request_future;
+use super::{RequestOptions, request_future, request_options};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::limits;
@@ -12,7 +12,6 @@ use crate::models::{
 };
 use crate::ops;
 use crate::pagination::{Page, PageStream, paginate};
-use crate::retry::RetryPolicy;
 use crate::transport::Call;
 
 /// The account's event subscriptions, from [`Client::event_subscriptions`].
@@ -40,7 +39,7 @@ impl EventSubscriptions {
             per_page: None,
             order: None,
             direction: None,
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -78,7 +77,7 @@ impl EventSubscriptions {
                 name: name.into(),
                 source,
             },
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -87,7 +86,7 @@ impl EventSubscriptions {
         GetSubscription {
             client: self.client.clone(),
             id: subscription_id.into(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -99,7 +98,7 @@ impl EventSubscriptions {
             id: subscription_id.into(),
             body: UpdateSubscriptionRequest::default(),
             events: None,
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -108,7 +107,7 @@ impl EventSubscriptions {
         DeleteSubscription {
             client: self.client.clone(),
             id: subscription_id.into(),
-            retry: None,
+            options: RequestOptions::default(),
         }
     }
 }
@@ -139,7 +138,7 @@ pub struct ListSubscriptions {
     per_page: Option<u32>,
     order: Option<SubscriptionOrder>,
     direction: Option<SortDirection>,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl ListSubscriptions {
@@ -168,12 +167,6 @@ impl ListSubscriptions {
         self
     }
 
-    /// Overrides the client's retry policy for this request (each page's, when streaming).
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Fetches one page.
     pub async fn send(self) -> Result<Page<EventSubscription>> {
         check_paging(self.page, self.per_page, Some(limits::MAX_PER_PAGE))?;
@@ -182,7 +175,7 @@ impl ListSubscriptions {
             .query("per_page", self.per_page)
             .query("order", self.order.as_ref())
             .query("direction", self.direction.as_ref())
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         let reply = self
             .client
             .execute::<Option<Vec<EventSubscription>>>(call)
@@ -207,7 +200,7 @@ impl ListSubscriptions {
 pub struct CreateSubscription {
     client: Client,
     body: CreateSubscriptionRequest,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl CreateSubscription {
@@ -215,12 +208,6 @@ impl CreateSubscription {
     /// subscriptions when unset).
     pub fn enabled(mut self, enabled: bool) -> Self {
         self.body.enabled = Some(enabled);
-        self
-    }
-
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
         self
     }
 
@@ -234,7 +221,7 @@ impl CreateSubscription {
         check_events(&self.body.events)?;
         let call = Call::new(ops::CREATE_SUBSCRIPTION, &[])
             .json(&self.body)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.client.execute(call).await?.result)
     }
 }
@@ -245,21 +232,15 @@ impl CreateSubscription {
 pub struct GetSubscription {
     client: Client,
     id: String,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl GetSubscription {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<EventSubscription> {
         check_subscription_id(&self.id)?;
         let params = [self.id.as_str()];
-        let call = Call::new(ops::GET_SUBSCRIPTION, &params).retry(self.retry.as_ref());
+        let call = Call::new(ops::GET_SUBSCRIPTION, &params).options(&self.options);
         Ok(self.client.execute(call).await?.result)
     }
 }
@@ -274,7 +255,7 @@ pub struct UpdateSubscription {
     // Kept apart from `body`, whose `events` is left out when empty: an empty list set
     // here must be refused, not silently dropped.
     events: Option<Vec<String>>,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl UpdateSubscription {
@@ -306,12 +287,6 @@ impl UpdateSubscription {
         self
     }
 
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(mut self) -> Result<EventSubscription> {
         check_subscription_id(&self.id)?;
@@ -328,7 +303,7 @@ impl UpdateSubscription {
         let params = [self.id.as_str()];
         let call = Call::new(ops::UPDATE_SUBSCRIPTION, &params)
             .json(&self.body)?
-            .retry(self.retry.as_ref());
+            .options(&self.options);
         Ok(self.client.execute(call).await?.result)
     }
 }
@@ -339,24 +314,26 @@ impl UpdateSubscription {
 pub struct DeleteSubscription {
     client: Client,
     id: String,
-    retry: Option<RetryPolicy>,
+    options: RequestOptions,
 }
 
 impl DeleteSubscription {
-    /// Overrides the client's retry policy for this request.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
     /// Sends the request.
     pub async fn send(self) -> Result<EventSubscription> {
         check_subscription_id(&self.id)?;
         let params = [self.id.as_str()];
-        let call = Call::new(ops::DELETE_SUBSCRIPTION, &params).retry(self.retry.as_ref());
+        let call = Call::new(ops::DELETE_SUBSCRIPTION, &params).options(&self.options);
         Ok(self.client.execute(call).await?.result)
     }
 }
+
+request_options!(
+    ListSubscriptions,
+    CreateSubscription,
+    GetSubscription,
+    UpdateSubscription,
+    DeleteSubscription,
+);
 
 request_future!(ListSubscriptions => Page<EventSubscription>);
 request_future!(CreateSubscription => EventSubscription);

@@ -289,6 +289,7 @@ pub(crate) fn api_error(status: u16, code: u32, retry_after: Option<Duration>) -
         request: RequestLabel {
             method: reqwest::Method::POST,
             path: "/fake",
+            ids: Vec::new(),
         },
         attempts: 1,
     }))

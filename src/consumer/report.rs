@@ -46,7 +46,7 @@ pub struct Stats {
     pub expired_before_dispatch: u64,
     /// Settlements that failed for good (the message comes back after its lease).
     pub failed_to_settle: u64,
-    /// Deliveries left to expire by [`ShutdownMode::Abandon`].
+    /// Deliveries left to expire by [`ShutdownMode::Abandon`](super::ShutdownMode::Abandon).
     pub abandoned: u64,
     /// Pull requests made.
     pub pull_requests: u64,
@@ -101,7 +101,7 @@ pub struct ShutdownReport {
     pub expired_before_dispatch: u64,
     /// Could not be settled (they come back after their lease).
     pub failed_to_settle: u64,
-    /// Left to expire ([`ShutdownMode::Abandon`]).
+    /// Left to expire ([`ShutdownMode::Abandon`](super::ShutdownMode::Abandon)).
     pub abandoned: u64,
 }
 

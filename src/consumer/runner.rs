@@ -16,10 +16,10 @@ use tracing::Instrument as _;
 
 impl PullConsumer {
     /// Runs `handler` on every message, at most `max_in_flight` at once, each in its own
-    /// task, until shut down through a [`ShutdownHandle`] (returning its report) or
+    /// task, until shut down through a [`ShutdownHandle`](super::ShutdownHandle) (returning its report) or
     /// stopped by a fatal error (returned after draining).
     ///
-    /// The handler returns an [`Outcome`], or a `Result` (see [`IntoOutcome`]): `Ok`
+    /// The handler returns an [`Outcome`](super::Outcome), or a `Result` (see [`IntoOutcome`]): `Ok`
     /// acknowledges; an `Err`, like a panic, is logged once at WARN (message id,
     /// attempts, the error chain or panic message) and the message is retried after the
     /// handler backoff, which grows with its attempts. A handler cancelled by shutdown

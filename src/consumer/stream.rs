@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::watch;
 
-/// The consumer as a [`Stream`] of [`Delivery`]s (see [`PullConsumer::stream`]).
+/// The consumer as a [`Stream`] of [`Delivery`]s (see [`PullConsumer::stream`](super::PullConsumer::stream)).
 #[derive(Debug)]
 pub struct DeliveryStream {
     engine: Arc<Engine>,

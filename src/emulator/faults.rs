@@ -68,6 +68,15 @@ impl FaultPlan {
         FaultPlan::Script(vec![Some(fault); n])
     }
 
+    /// Every request fails with `fault`, until the plan is replaced or cleared.
+    pub fn always(fault: Fault) -> Self {
+        FaultPlan::Window {
+            from: Duration::ZERO,
+            until: Duration::MAX,
+            fault,
+        }
+    }
+
     /// A random fault from `faults` with probability `rate` per request.
     pub fn random(rate: f64, faults: impl IntoIterator<Item = Fault>) -> Self {
         FaultPlan::Random {

@@ -15,7 +15,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What it models (see `state.rs` for the rules): queues and their settings (delivery
+//! What it models: queues and their settings (delivery
 //! delay, pause, retention); at most one consumer per queue, Worker or HTTP pull; push
 //! and batch push with the documented limits and error codes; pulls with batch size,
 //! visibility timeout, opaque lease ids and per-delivery `attempts`; acks and retries
@@ -24,12 +24,76 @@
 //! dropping) once `attempts` reaches `max_retries`; 409 on pulls while delivery is
 //! paused; purge and its status; peek and purge by ref; metrics; event subscriptions.
 //!
-//! For tests it adds: an injectable clock ([`Emulator::advance`]), direct seeding of
-//! `bytes` and `v8` messages ([`Emulator::seed`]), seeded fault and latency injection
-//! ([`Emulator::set_faults`], [`Emulator::set_latency`]), a per-queue message-rate
-//! ceiling ([`Emulator::set_rate_limit`]), and inspection of every message's state and
-//! the requests served ([`Emulator::messages`], [`Emulator::requests`]).
+//! # A testing toolkit
 //!
+//! For tests of a service that uses Queues, it adds:
+//!
+//! * **inspection**: every message a queue has held, with its decoded body, content
+//!   type, delay, attempts, state and history ([`Emulator::messages`], [`MessageInfo`]),
+//!   and the requests served ([`Emulator::requests`]);
+//! * **waiting**: [`Emulator::wait_until_acked`], [`Emulator::wait_until_empty`],
+//!   [`Emulator::wait_until_dead_lettered`] and [`Emulator::wait_until`], which fail with
+//!   a [`WaitTimeout`] naming the queue and what it held;
+//! * **faults**: seeded fault plans per operation ([`Emulator::set_faults`]) or per queue
+//!   and operation ([`Emulator::set_queue_faults`]: "the results queue refuses
+//!   publishes"), latency ([`Emulator::set_latency`]) and a per-queue message-rate
+//!   ceiling ([`Emulator::set_rate_limit`]);
+//! * **seeding** of `bytes` and `v8` messages, which the REST push refuses
+//!   ([`Emulator::seed`]);
+//! * **time**: [`Emulator::advance`], or Tokio's paused clock (below).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use cloudflare_queues::emulator::{Emulator, Fault, FaultPlan};
+//! use cloudflare_queues::ops;
+//! use std::time::Duration;
+//!
+//! let emulator = Emulator::start().await?;
+//! let client = emulator.client();
+//! let jobs = client.queues().create("jobs").await?;
+//! let results = client.queues().create("results").await?;
+//! emulator.set_queue_faults(results.id(), &ops::PUSH_BATCH, FaultPlan::always(Fault::Internal));
+//! // ... run the service under test against `emulator.base_url()` ...
+//! let done = emulator.wait_until_acked(jobs.id(), 10, Duration::from_secs(5)).await?;
+//! assert!(done.iter().any(|m| m.text() == Some("job 1")));
+//! # Ok(()) }
+//! ```
+//!
+//! # One clock
+//!
+//! The emulator's clock is Tokio's ([`tokio::time::Instant`]) plus what
+//! [`Emulator::advance`] added. In a test under a paused clock
+//! (`#[tokio::test(start_paused = true)]` or `tokio::time::pause()`),
+//! `tokio::time::advance` moves the emulator and everything else that waits on Tokio's
+//! timers (a client's backoff, a consumer's sleeps, the wait helpers' timeouts) together.
+//! [`Emulator::advance`] keeps working for tests in real time; it moves the emulator
+//! alone.
+//!
+//! Such a test needs a `current_thread` runtime with the emulator started on it (the
+//! default of `#[tokio::test]`). A paused clock jumps ahead whenever the runtime has
+//! nothing to run, even while a request is on its way over loopback; on one thread the
+//! emulator's side of every request runs as soon as the bytes are written, so time moves
+//! only when everything is truly waiting. On a multi-thread runtime, timeouts can fire
+//! while the emulator is still answering.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // #[tokio::test(flavor = "current_thread", start_paused = true)]
+//! use cloudflare_queues::emulator::{Emulator, MessageState};
+//! use std::time::Duration;
+//!
+//! let emulator = Emulator::start().await?;
+//! let client = emulator.client();
+//! let queue = client.queue(client.queues().create("jobs").await?.id());
+//! queue.consumers().create_http_pull().await?;
+//! queue.send("job").await?;
+//! queue.pull().visibility_timeout(Duration::from_secs(30)).await?;
+//! tokio::time::advance(Duration::from_secs(31)).await; // the lease expires
+//! assert_eq!(emulator.messages(queue.id())[0].state, MessageState::Available);
+//! # Ok(()) }
+//! ```
+//!
+//! # Codes
 //! Where the docs describe a condition without a code the emulator picks one, in the
 //! 11xxx range: 11010 queue already has a consumer, 11011 pull from a queue without an
 //! HTTP pull consumer, 11012 delivery paused (status 409, message
@@ -47,15 +111,20 @@ use faults::ActivePlan;
 use serde::Serialize;
 use state::World;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
 
 /// The account id the emulator serves unless told otherwise.
 pub const DEFAULT_ACCOUNT_ID: &str = "e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0";
 
-/// The token [`Emulator::client`] uses; any token is accepted unless one is configured.
+/// The token [`Emulator::client`] uses. An emulator started from this library accepts
+/// any token unless one is configured ([`EmulatorBuilder::token`]); the
+/// `cloudflare-queues-emulator` program requires this one unless started with
+/// `--token` (another) or `--any-token`.
 pub const DEFAULT_TOKEN: &str = "emulator-token";
 
 /// Where a message is in its life, as the emulator's ledger records it.
@@ -80,7 +149,9 @@ pub enum MessageState {
     Expired,
 }
 
-/// One message's history in a queue.
+/// One message in a queue: what it holds, where it is, and what happened to it. Kept
+/// after the message is gone (acked, dead-lettered, purged), so tests can inspect what a
+/// service published and what its consumer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MessageInfo {
@@ -90,10 +161,18 @@ pub struct MessageInfo {
     pub state: MessageState,
     /// Its content type (`text`, `json`, `bytes`, `v8`).
     pub content_type: String,
-    /// The payload as published: a text body's UTF-8, a json body's JSON text, `bytes`
-    /// and `v8` bodies as given (pulls carry all but text as base64; this is decoded).
+    /// The payload, decoded: a `text` body's UTF-8, a `json` body's JSON text, `bytes`
+    /// and `v8` bodies as published (on the wire all but `text` travel as base64).
     pub body: Vec<u8>,
-    /// Times it was leased.
+    /// When it was published, in Unix milliseconds on the emulator's clock.
+    pub published_ms: u64,
+    /// How long after publishing it became deliverable: its own delay, its batch's, or
+    /// the queue's delivery delay (zero for none).
+    pub delay: Duration,
+    /// The `attempts` count of its last delivery, as the consumer saw it (0 before the
+    /// first). Counts deliveries in this queue: a dead-lettered message starts over.
+    pub attempts: u32,
+    /// Times it was leased (the same count as `attempts`).
     pub deliveries: u32,
     /// Acks that removed it: 0 or 1.
     pub acks: u32,
@@ -105,7 +184,135 @@ pub struct MessageInfo {
     pub expiries: u32,
     /// Lease extensions granted (`/messages/extend`).
     pub extensions: u32,
+    /// Everything that happened to it, oldest first.
+    pub history: Vec<MessageEvent>,
 }
+
+impl MessageInfo {
+    /// The body as text, if it is valid UTF-8 (a `text` or `json` body always is).
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.body).ok()
+    }
+
+    /// The body decoded from JSON into `T`: a `json` message, or text that happens to be
+    /// JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| crate::Error::invalid("body", e.to_string()))
+    }
+}
+
+/// One event in a message's life, and when it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MessageEvent {
+    /// When, in Unix milliseconds on the emulator's clock.
+    pub at_ms: u64,
+    /// What happened.
+    pub kind: MessageEventKind,
+}
+
+/// What happened to a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageEventKind {
+    /// Published (through the REST API, or seeded), deliverable after `delay`.
+    Published {
+        /// Its delay: its own, its batch's, or the queue's delivery delay.
+        delay: Duration,
+    },
+    /// Arrived here from another queue whose consumer ran out of retries.
+    DeadLetterArrived {
+        /// The queue it was dead-lettered from.
+        from_queue_id: String,
+    },
+    /// Leased to a pull consumer.
+    Leased {
+        /// Its `attempts` count in that delivery (1 for the first).
+        attempt: u32,
+        /// How long the lease lasts.
+        visibility_timeout: Duration,
+    },
+    /// Acknowledged: done.
+    Acked,
+    /// Acknowledged again, after it was done (a repeated ack; harmless).
+    AckedAgain,
+    /// Put back by an explicit retry, deliverable again after `delay`.
+    Retried {
+        /// The retry delay: the one asked for, or the consumer's `retry_delay`.
+        delay: Duration,
+    },
+    /// Its lease ran out without an ack or retry.
+    LeaseExpired,
+    /// Moved to the dead-letter queue named `queue` after its last attempt.
+    DeadLettered {
+        /// The dead-letter queue's name.
+        queue: String,
+    },
+    /// Deleted after its last attempt, there being no dead-letter queue.
+    Dropped,
+    /// Deleted by a purge.
+    Purged,
+    /// Deleted when it outlived the queue's retention period.
+    Expired,
+}
+
+/// A wait helper ([`Emulator::wait_until_acked`], [`Emulator::wait_until_empty`],
+/// [`Emulator::wait_until`]) ran out of time. Its message names the queue, what was
+/// awaited and what the queue held, e.g. ``timed out after 2s waiting for 5
+/// acknowledged message(s) in queue `results` (9d6e…): 7 messages, 3 acked, 2 leased,
+/// 2 available``.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WaitTimeout {
+    /// The queue waited on.
+    pub queue_id: String,
+    /// Its name; `None` when no queue has that id.
+    pub queue_name: Option<String>,
+    /// What was awaited, such as `5 acknowledged message(s)`.
+    pub waited_for: String,
+    /// How long it waited.
+    pub timeout: Duration,
+    /// The queue's messages when time ran out, in publish order.
+    pub seen: Vec<MessageInfo>,
+}
+
+impl fmt::Display for WaitTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "timed out after {:?} waiting for {} in ",
+            self.timeout, self.waited_for
+        )?;
+        let Some(name) = &self.queue_name else {
+            return write!(f, "queue {}, which does not exist", self.queue_id);
+        };
+        write!(
+            f,
+            "queue `{name}` ({}): {} message(s)",
+            self.queue_id,
+            self.seen.len()
+        )?;
+        let states = [
+            (MessageState::Available, "available"),
+            (MessageState::Delayed, "delayed"),
+            (MessageState::Leased, "leased"),
+            (MessageState::Acked, "acked"),
+            (MessageState::DeadLettered, "dead-lettered"),
+            (MessageState::Dropped, "dropped"),
+            (MessageState::Purged, "purged"),
+            (MessageState::Expired, "expired"),
+        ];
+        for (state, label) in states {
+            let n = self.seen.iter().filter(|m| m.state == state).count();
+            if n > 0 {
+                write!(f, ", {n} {label}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for WaitTimeout {}
 
 /// A message inserted directly, as a Worker producer would publish it. Unlike the REST
 /// push, any content type is allowed, including `bytes` and `v8`.
@@ -122,9 +329,13 @@ impl SeedMessage {
         Self::raw("text", body.into().into_bytes())
     }
 
-    /// A `json` message.
-    pub fn json<T: Serialize + ?Sized>(body: &T) -> serde_json::Result<Self> {
-        Ok(Self::raw("json", serde_json::to_vec(body)?))
+    /// A `json` message. A value that cannot be serialised is
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput), as for
+    /// [`Message::json`](crate::models::Message::json).
+    pub fn json<T: Serialize + ?Sized>(body: &T) -> crate::Result<Self> {
+        let payload =
+            serde_json::to_vec(body).map_err(|e| crate::Error::invalid("body", e.to_string()))?;
+        Ok(Self::raw("json", payload))
     }
 
     /// A `bytes` message.
@@ -154,7 +365,8 @@ impl SeedMessage {
     }
 }
 
-/// The emulator's clock: real time plus whatever [`Emulator::advance`] added.
+/// The emulator's clock: Tokio's clock (real time, or a paused test clock moved by
+/// `tokio::time::advance`) plus whatever [`Emulator::advance`] added.
 #[derive(Debug)]
 struct Clock {
     origin: Instant,
@@ -189,6 +401,10 @@ pub(crate) struct Shared {
     /// Wrapped so that `Debug` of the emulator never prints it.
     token: Option<crate::Secret>,
     faults: Mutex<HashMap<&'static str, ActivePlan>>,
+    /// Plans for one queue and operation, which win over `faults` for that queue.
+    queue_faults: Mutex<HashMap<(String, &'static str), ActivePlan>>,
+    /// Woken whenever the state may have changed, for the wait helpers.
+    changed: tokio::sync::Notify,
     latency: Mutex<Latency>,
     requests: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -204,6 +420,31 @@ impl Shared {
 
     fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
         m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wakes whoever waits for a change of state.
+    fn touched(&self) {
+        self.changed.notify_waiters();
+    }
+
+    /// The fault, if any, for the next request of `op` about `queue_id`: the queue's own
+    /// plan for the operation when it has one, otherwise the operation's plan.
+    fn next_fault(
+        &self,
+        op: &'static str,
+        queue_id: Option<&str>,
+        now: u64,
+        rng: &mut faults::Rng,
+    ) -> Option<Fault> {
+        if let Some(queue_id) = queue_id {
+            let mut per_queue = Self::lock(&self.queue_faults);
+            if let Some(plan) = per_queue.get_mut(&(queue_id.to_owned(), op)) {
+                return plan.next(now, rng);
+            }
+        }
+        Self::lock(&self.faults)
+            .get_mut(op)
+            .and_then(|plan| plan.next(now, rng))
     }
 }
 
@@ -287,6 +528,8 @@ impl EmulatorBuilder {
             account_id: self.account_id,
             token: self.token,
             faults: Mutex::new(HashMap::new()),
+            queue_faults: Mutex::new(HashMap::new()),
+            changed: tokio::sync::Notify::new(),
             latency: Mutex::new(self.latency),
             requests: Mutex::new(BTreeMap::new()),
         });
@@ -377,9 +620,14 @@ impl Emulator {
 
     /// Moves the emulator's clock forward: leases expire, delays elapse and retention
     /// runs out as if that much time had passed. Nothing sleeps.
+    ///
+    /// Only the emulator's clock moves; a client or consumer waiting on a timer still
+    /// waits in real time. To move everything at once, run the test under Tokio's
+    /// paused clock and use `tokio::time::advance` (see [One clock](crate::emulator#one-clock)).
     pub fn advance(&self, by: Duration) {
         let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX / 4);
         self.shared.clock.offset_ms.fetch_add(ms, Ordering::Relaxed);
+        self.shared.touched();
     }
 
     /// The emulator's current time, in Unix milliseconds.
@@ -395,22 +643,47 @@ impl Emulator {
         messages: impl IntoIterator<Item = SeedMessage>,
     ) -> crate::Result<Vec<String>> {
         let now = self.now_ms();
-        self.shared
+        let ids = self
+            .shared
             .world()
             .seed(queue_id, messages.into_iter().collect(), now)
-            .map_err(|r| crate::Error::invalid("queue_id", r.message))
+            .map_err(|r| crate::Error::invalid("queue_id", r.message))?;
+        self.shared.touched();
+        Ok(ids)
     }
 
-    /// Installs a fault plan for one operation (e.g. `&ops::PULL_MESSAGES`), replacing
-    /// any previous one.
+    /// Installs a fault plan for one operation (e.g. `&ops::PULL_MESSAGES`) on every
+    /// queue, replacing any previous one. A queue's own plan for the operation
+    /// ([`set_queue_faults`](Self::set_queue_faults)) wins over it.
     pub fn set_faults(&self, operation: &Operation, plan: FaultPlan) {
         let now = self.now_ms();
         Shared::lock(&self.shared.faults).insert(operation.id, ActivePlan::new(plan, now));
     }
 
-    /// Removes every fault plan.
+    /// Installs a fault plan for one operation on one queue, replacing any previous
+    /// plan for that pair: "the results queue refuses publishes" is
+    /// `set_queue_faults(results_id, &ops::PUSH_BATCH, FaultPlan::always(Fault::Internal))`.
+    ///
+    /// Requests of that operation for that queue follow this plan alone (they do not
+    /// advance the operation's plan for every queue); other queues are unaffected. Only
+    /// operations whose path names a queue (`…/queues/{queue_id}/…`) are matched.
+    pub fn set_queue_faults(&self, queue_id: &str, operation: &Operation, plan: FaultPlan) {
+        let now = self.now_ms();
+        Shared::lock(&self.shared.queue_faults).insert(
+            (queue_id.to_owned(), operation.id),
+            ActivePlan::new(plan, now),
+        );
+    }
+
+    /// Removes the fault plans of one queue (those of [`set_queue_faults`](Self::set_queue_faults)).
+    pub fn clear_queue_faults(&self, queue_id: &str) {
+        Shared::lock(&self.shared.queue_faults).retain(|(queue, _), _| queue != queue_id);
+    }
+
+    /// Removes every fault plan, for every operation and every queue.
     pub fn clear_faults(&self) {
         Shared::lock(&self.shared.faults).clear();
+        Shared::lock(&self.shared.queue_faults).clear();
     }
 
     /// Latency added to every request from now on.
@@ -463,6 +736,124 @@ impl Emulator {
     /// The id of the queue with this name.
     pub fn queue_id(&self, name: &str) -> Option<String> {
         self.shared.world().queue_id_by_name(name)
+    }
+
+    /// Waits until at least `n` messages of the queue are acknowledged, and returns the
+    /// queue's messages as they were then. Fails after `timeout` (on Tokio's clock) with
+    /// a [`WaitTimeout`] naming the queue and what it held.
+    pub async fn wait_until_acked(
+        &self,
+        queue_id: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<MessageInfo>, WaitTimeout> {
+        let what = format!("{n} acknowledged message(s)");
+        self.wait_until(queue_id, timeout, &what, |messages| {
+            messages
+                .iter()
+                .filter(|m| m.state == MessageState::Acked)
+                .count()
+                >= n
+        })
+        .await
+    }
+
+    /// Waits until at least `n` messages of the queue are dead-lettered (see
+    /// [`wait_until_acked`](Self::wait_until_acked)).
+    pub async fn wait_until_dead_lettered(
+        &self,
+        queue_id: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<MessageInfo>, WaitTimeout> {
+        let what = format!("{n} dead-lettered message(s)");
+        self.wait_until(queue_id, timeout, &what, |messages| {
+            messages
+                .iter()
+                .filter(|m| m.state == MessageState::DeadLettered)
+                .count()
+                >= n
+        })
+        .await
+    }
+
+    /// Waits until the queue holds no message: none available, delayed or leased (every
+    /// message it had is acknowledged, dead-lettered, dropped, purged or expired). See
+    /// [`wait_until_acked`](Self::wait_until_acked).
+    pub async fn wait_until_empty(
+        &self,
+        queue_id: &str,
+        timeout: Duration,
+    ) -> Result<Vec<MessageInfo>, WaitTimeout> {
+        self.wait_until(queue_id, timeout, "an empty queue", |messages| {
+            messages.iter().all(|m| {
+                !matches!(
+                    m.state,
+                    MessageState::Available | MessageState::Delayed | MessageState::Leased
+                )
+            })
+        })
+        .await
+    }
+
+    /// Waits until `done` holds for the queue's messages (in publish order, as
+    /// [`messages`](Self::messages) returns them), and returns them. `what` says what is
+    /// awaited, for the error: after `timeout` (on Tokio's clock) it fails with a
+    /// [`WaitTimeout`] naming the queue, `what`, and the messages' states.
+    ///
+    /// The condition is checked again after every request the emulator serves, every
+    /// seed and advance, and every 10 ms (for what time alone changes: lease expiry,
+    /// delays). A queue that does not exist (yet) never satisfies it.
+    pub async fn wait_until<F>(
+        &self,
+        queue_id: &str,
+        timeout: Duration,
+        what: &str,
+        mut done: F,
+    ) -> Result<Vec<MessageInfo>, WaitTimeout>
+    where
+        F: FnMut(&[MessageInfo]) -> bool,
+    {
+        const RECHECK: Duration = Duration::from_millis(10);
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let changed = self.shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let exists = self.shared.world().queue_name(queue_id).is_some();
+            let messages = self.messages(queue_id);
+            if exists && done(&messages) {
+                return Ok(messages);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(self.wait_timeout(queue_id, what, timeout, messages));
+            }
+            let recheck = match deadline {
+                Some(d) => (Instant::now() + RECHECK).min(d),
+                None => Instant::now() + RECHECK,
+            };
+            tokio::select! {
+                () = &mut changed => {}
+                () = tokio::time::sleep_until(recheck) => {}
+            }
+        }
+    }
+
+    fn wait_timeout(
+        &self,
+        queue_id: &str,
+        what: &str,
+        timeout: Duration,
+        seen: Vec<MessageInfo>,
+    ) -> WaitTimeout {
+        let world = self.shared.world();
+        WaitTimeout {
+            queue_id: queue_id.to_owned(),
+            queue_name: world.queue_name(queue_id),
+            waited_for: what.to_owned(),
+            timeout,
+            seen,
+        }
     }
 
     /// Requests received for one operation, faulted ones included.

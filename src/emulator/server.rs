@@ -111,9 +111,8 @@ async fn handle(
     let (latency, fault) = {
         let mut world = s.world();
         let latency = Shared::lock(&s.latency).sample(&mut world.rng);
-        let fault = Shared::lock(&s.faults)
-            .get_mut(op.id)
-            .and_then(|plan| plan.next(now, &mut world.rng));
+        let queue_id = params.get("queue_id").map(String::as_str);
+        let fault = s.next_fault(op.id, queue_id, now, &mut world.rng);
         (latency, fault)
     };
     // Half the latency on the way in, half on the way out, like a network round trip.
@@ -122,6 +121,7 @@ async fn handle(
         tokio::time::sleep(half).await;
     }
     let response = respond(&s, &op, &params, &query, &headers, &body, fault).await;
+    s.touched();
     if !(latency - half).is_zero() {
         tokio::time::sleep(latency - half).await;
     }

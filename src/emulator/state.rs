@@ -15,7 +15,7 @@
 //! acks of a message since redelivered to someone else are accepted, as the docs promise.
 
 use super::faults::{Rng, TokenBucket};
-use super::{MessageInfo, MessageState, SeedMessage};
+use super::{MessageEvent, MessageEventKind, MessageInfo, MessageState, SeedMessage};
 use crate::limits::{self, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_PULL_BATCH};
 use crate::models::{
     AckRequest, AckResult, AckWarning, Consumer, ConsumerRequest, CreateQueueRequest,
@@ -271,6 +271,7 @@ impl QueueState {
                 if let Some(rec) = self.ledger.get_mut(&seq) {
                     rec.expiries += 1;
                 }
+                self.record(seq, now, MessageEventKind::LeaseExpired);
                 self.redeliver_or_dead_letter(seq, now);
             }
         }
@@ -279,7 +280,7 @@ impl QueueState {
             if published.saturating_add(retention) > now {
                 break;
             }
-            self.finish(seq, MessageState::Expired);
+            self.finish(seq, MessageState::Expired, now);
         }
     }
 
@@ -296,7 +297,15 @@ impl QueueState {
             || !self.dead.is_empty()
     }
 
-    fn insert(&mut self, mut stored: Stored, available_at: u64) {
+    /// Stores a message that arrives at `now` (published, seeded or dead-lettered here),
+    /// deliverable from `available_at`; `arrival` opens its history.
+    fn insert(
+        &mut self,
+        mut stored: Stored,
+        now: u64,
+        available_at: u64,
+        arrival: MessageEventKind,
+    ) {
         let seq = stored.seq;
         stored.slot = Slot::Available { at: available_at };
         self.ready.insert((available_at, seq));
@@ -309,15 +318,29 @@ impl QueueState {
                 state: MessageState::Available,
                 content_type: stored.content_type.clone(),
                 body: payload(&stored.content_type, &stored.wire_body),
+                published_ms: stored.timestamp_ms,
+                delay: Duration::from_millis(available_at.saturating_sub(now)),
+                attempts: 0,
                 deliveries: 0,
                 acks: 0,
                 duplicate_acks: 0,
                 retries: 0,
                 expiries: 0,
                 extensions: 0,
+                history: vec![MessageEvent {
+                    at_ms: now,
+                    kind: arrival,
+                }],
             },
         );
         self.live.insert(seq, stored);
+    }
+
+    /// Adds an event to a message's history.
+    fn record(&mut self, seq: u64, now: u64, kind: MessageEventKind) {
+        if let Some(rec) = self.ledger.get_mut(&seq) {
+            rec.history.push(MessageEvent { at_ms: now, kind });
+        }
     }
 
     /// Ends a failed delivery (explicit retry or lease expiry): back in the queue after
@@ -352,6 +375,7 @@ impl QueueState {
                 } else {
                     MessageState::Dropped
                 },
+                now,
             ) {
                 if has_dlq {
                     self.dead.push(stored);
@@ -369,7 +393,7 @@ impl QueueState {
     }
 
     /// Removes a live message for good, recording why.
-    fn finish(&mut self, seq: u64, state: MessageState) -> Option<Stored> {
+    fn finish(&mut self, seq: u64, state: MessageState, now: u64) -> Option<Stored> {
         let m = self.live.remove(&seq)?;
         if let Slot::Available { at } = m.slot {
             self.ready.remove(&(at, seq));
@@ -385,6 +409,24 @@ impl QueueState {
         }
         if let Some(rec) = self.ledger.get_mut(&seq) {
             rec.state = state;
+        }
+        let event = match state {
+            MessageState::Acked => Some(MessageEventKind::Acked),
+            MessageState::DeadLettered => Some(MessageEventKind::DeadLettered {
+                queue: self
+                    .consumer
+                    .as_ref()
+                    .and_then(ConsumerState::dead_letter_queue)
+                    .unwrap_or_default()
+                    .to_owned(),
+            }),
+            MessageState::Dropped => Some(MessageEventKind::Dropped),
+            MessageState::Purged => Some(MessageEventKind::Purged),
+            MessageState::Expired => Some(MessageEventKind::Expired),
+            _ => None,
+        };
+        if let Some(kind) = event {
+            self.record(seq, now, kind);
         }
         Some(m)
     }
@@ -549,7 +591,10 @@ impl World {
                 // A dead-lettered message starts over in its new queue.
                 m.attempts = 0;
                 m.lease_ids.clear();
-                dlq.insert(m, now);
+                let from = MessageEventKind::DeadLetterArrived {
+                    from_queue_id: id.to_owned(),
+                };
+                dlq.insert(m, now, now, from);
             }
         }
     }
@@ -843,7 +888,13 @@ impl World {
                 lease_ids: Vec::new(),
                 refs: Vec::new(),
             };
-            q.insert(stored, now.saturating_add(millis(delay)));
+            let available_at = now.saturating_add(millis(delay));
+            q.insert(
+                stored,
+                now,
+                available_at,
+                MessageEventKind::Published { delay },
+            );
         }
         Ok(PushResult {
             metadata: Some(ResultMetadata {
@@ -883,7 +934,9 @@ impl World {
                 lease_ids: Vec::new(),
                 refs: Vec::new(),
             };
-            q.insert(stored, now.saturating_add(millis(m.delay)));
+            let available_at = now.saturating_add(millis(m.delay));
+            let published = MessageEventKind::Published { delay: m.delay };
+            q.insert(stored, now, available_at, published);
         }
         Ok(ids)
     }
@@ -953,7 +1006,15 @@ impl World {
             q.leases.insert(lease_id.clone(), (seq, m.attempts));
             if let Some(rec) = q.ledger.get_mut(&seq) {
                 rec.deliveries += 1;
+                rec.attempts = m.attempts;
                 rec.state = MessageState::Leased;
+                rec.history.push(MessageEvent {
+                    at_ms: now,
+                    kind: MessageEventKind::Leased {
+                        attempt: m.attempts,
+                        visibility_timeout: visibility,
+                    },
+                });
             }
             let metadata = message_metadata(&m.content_type);
             out.push(PulledMessage {
@@ -997,13 +1058,17 @@ impl World {
                 if let Some(rec) = q.ledger.get_mut(&seq) {
                     rec.acks += 1;
                 }
-                q.finish(seq, MessageState::Acked);
+                q.finish(seq, MessageState::Acked, now);
                 acked += 1;
             } else if let Some(&seq) = q.settled_leases.get(&lease) {
                 match q.ledger.get_mut(&seq) {
                     // Already acknowledged: an idempotent repeat (a retried request, say).
                     Some(rec) if rec.state == MessageState::Acked => {
                         rec.duplicate_acks += 1;
+                        rec.history.push(MessageEvent {
+                            at_ms: now,
+                            kind: MessageEventKind::AckedAgain,
+                        });
                         acked += 1;
                     }
                     Some(rec) => warnings.push(AckWarning::new(
@@ -1033,6 +1098,7 @@ impl World {
                     if let Some(rec) = q.ledger.get_mut(&seq) {
                         rec.retries += 1;
                     }
+                    q.record(seq, now, MessageEventKind::Retried { delay });
                     q.fail_delivery(seq, now, delay);
                     retried += 1;
                 }
@@ -1175,7 +1241,7 @@ impl World {
         for r in refs {
             match q.refs.get(&r).copied() {
                 Some(seq) => {
-                    q.finish(seq, MessageState::Purged);
+                    q.finish(seq, MessageState::Purged, now);
                 }
                 None => {
                     warnings.insert(r, "unknown or already removed ref".to_owned());
@@ -1198,7 +1264,7 @@ impl World {
         let q = self.queue(qid, now)?;
         let all: Vec<u64> = q.live.keys().copied().collect();
         for seq in all {
-            q.finish(seq, MessageState::Purged);
+            q.finish(seq, MessageState::Purged, now);
         }
         q.purge = Some((now, true));
         Ok(q.to_model())
@@ -1363,6 +1429,10 @@ impl World {
     pub(crate) fn queue_id_by_name(&self, name: &str) -> Option<String> {
         self.by_name.get(name).cloned()
     }
+
+    pub(crate) fn queue_name(&self, id: &str) -> Option<String> {
+        self.queues.get(id).map(|q| q.name.clone())
+    }
 }
 
 /// Metadata as Cloudflare attaches it to pulled and peeked messages.
@@ -1387,7 +1457,8 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
 }
 
-/// The payload of a stored body: text as is, anything else decoded from its base64.
+/// The payload of a stored body: a text body's UTF-8 as it is, anything else decoded
+/// from the base64 it travels in.
 fn payload(content_type: &str, wire_body: &str) -> Vec<u8> {
     if content_type == "text" {
         return wire_body.as_bytes().to_vec();

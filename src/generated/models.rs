@@ -190,13 +190,13 @@ impl<'de> Deserialize<'de> for ConsumerRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
 pub struct CreateQueueRequest {
-    /// Wire field `jurisdiction`.
+    /// Where the queue's data is to be kept (eu, us, fedramp); the default location when absent. Set at creation only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jurisdiction: Option<Jurisdiction>,
     /// Name of the new queue.
     #[serde(default)]
     pub queue_name: String,
-    /// Wire field `settings`.
+    /// Settings for the new queue; those left out take the server's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<QueueSettings>,
 }
@@ -205,7 +205,7 @@ pub struct CreateQueueRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CreateSubscriptionRequest {
-    /// Wire field `destination`.
+    /// The queue that receives the events, by id.
     pub destination: EventDestination,
     /// Whether to deliver events; the server enables new subscriptions by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,7 +216,7 @@ pub struct CreateSubscriptionRequest {
     /// Name of the subscription.
     #[serde(default)]
     pub name: String,
-    /// Wire field `source`.
+    /// Where the events come from (see EventSource).
     pub source: EventSource,
 }
 
@@ -400,7 +400,7 @@ pub struct EventSubscription {
     /// Creation time (RFC 3339).
     #[serde(default)]
     pub created_at: String,
-    /// Wire field `destination`.
+    /// Where the events are delivered: a queue, by id.
     pub destination: EventDestination,
     /// Whether events are delivered.
     #[serde(default)]
@@ -417,7 +417,7 @@ pub struct EventSubscription {
     /// Its name.
     #[serde(default)]
     pub name: String,
-    /// Wire field `source`.
+    /// Where the events come from: a product, or one resource of it (a bucket, a workflow, a Worker).
     pub source: EventSource,
 }
 
@@ -467,7 +467,7 @@ pub struct HttpPullConsumer {
     /// Name of the queue consumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_name: Option<String>,
-    /// Wire field `settings`.
+    /// Defaults for pulls and retries: batch size, visibility timeout, retries, retry delay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<HttpPullConsumerSettings>,
 }
@@ -479,7 +479,7 @@ pub struct HttpPullConsumerRequest {
     /// Name of the queue that receives messages past max_retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_queue: Option<String>,
-    /// Wire field `settings`.
+    /// Defaults for pulls and retries; those left out take the server's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<HttpPullConsumerSettings>,
 }
@@ -523,11 +523,11 @@ pub struct HttpPullConsumerSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Jurisdiction {
-    /// `eu`
+    /// `eu`: in the European Union.
     Eu,
-    /// `us`
+    /// `us`: in the United States.
     Us,
-    /// `fedramp`
+    /// `fedramp`: in FedRAMP-authorised data centres (United States).
     Fedramp,
     /// A value this crate does not know yet, kept verbatim.
     Unknown(String),
@@ -582,7 +582,7 @@ pub struct Message {
     /// The payload.
     #[serde(default)]
     pub body: serde_json::Value,
-    /// Wire field `content_type`.
+    /// How the body is encoded: text (a string) or json (any JSON value) through the REST API.
     pub content_type: PushContentType,
     /// Delay before this message can be delivered (up to 24 h); 0 overrides the queue's delivery delay.
     #[serde(
@@ -805,9 +805,9 @@ pub struct PurgeStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PushContentType {
-    /// `text`
+    /// `text`: the body is a JSON string, delivered as UTF-8 text.
     Text,
-    /// `json`
+    /// `json`: the body is any JSON value, delivered base64-encoded and decoded with `json()`.
     Json,
     /// A value this crate does not know yet, kept verbatim.
     Unknown(String),
@@ -857,7 +857,7 @@ impl<'de> Deserialize<'de> for PushContentType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
 pub struct PushResult {
-    /// Wire field `metadata`.
+    /// Queue metrics reported with the response, when the server sends them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<ResultMetadata>,
 }
@@ -879,7 +879,7 @@ pub struct Queue {
     /// Creation time as the server formats it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_on: Option<String>,
-    /// Wire field `jurisdiction`.
+    /// Where the queue's data is kept (eu, us, fedramp); absent for the default location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jurisdiction: Option<Jurisdiction>,
     /// Last change, as the server formats it.
@@ -901,7 +901,7 @@ pub struct Queue {
     /// The queue's name, unique in the account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_name: Option<String>,
-    /// Wire field `settings`.
+    /// The queue's settings: delivery delay, whether delivery is paused, message retention.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<QueueSettings>,
 }
@@ -1007,7 +1007,7 @@ pub struct ResultInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
 pub struct ResultMetadata {
-    /// Wire field `metrics`.
+    /// Backlog figures of the queue after the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<QueueMetrics>,
 }
@@ -1033,9 +1033,9 @@ pub struct RetryEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SortDirection {
-    /// `asc`
+    /// `asc`: ascending (the server's default).
     Asc,
-    /// `desc`
+    /// `desc`: descending.
     Desc,
     /// A value this crate does not know yet, kept verbatim.
     Unknown(String),
@@ -1085,13 +1085,13 @@ impl<'de> Deserialize<'de> for SortDirection {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SubscriptionOrder {
-    /// `created_at`
+    /// `created_at`: by creation time.
     CreatedAt,
-    /// `name`
+    /// `name`: by name (the server's default).
     Name,
-    /// `enabled`
+    /// `enabled`: by whether the subscription is enabled.
     Enabled,
-    /// `source`
+    /// `source`: by source kind.
     Source,
     /// A value this crate does not know yet, kept verbatim.
     Unknown(String),
@@ -1148,7 +1148,7 @@ pub struct UpdateQueueRequest {
     /// New name of the queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_name: Option<String>,
-    /// Wire field `settings`.
+    /// New settings: with PUT, those left out go back to their defaults; with PATCH, only those given change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<QueueSettings>,
 }
@@ -1157,7 +1157,7 @@ pub struct UpdateQueueRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
 pub struct UpdateSubscriptionRequest {
-    /// Wire field `destination`.
+    /// A new receiving queue, by id; unchanged when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<EventDestination>,
     /// New state.
@@ -1194,7 +1194,7 @@ pub struct WorkerConsumer {
     /// The consuming Worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script_name: Option<String>,
-    /// Wire field `settings`.
+    /// How messages are batched and retried for the Worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<WorkerConsumerSettings>,
 }
@@ -1212,7 +1212,7 @@ pub struct WorkerConsumerRequest {
     /// The consuming Worker.
     #[serde(default)]
     pub script_name: String,
-    /// Wire field `settings`.
+    /// Batching, concurrency and retry settings; those left out take the server's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<WorkerConsumerSettings>,
 }
@@ -1304,7 +1304,7 @@ pub struct WorkflowsWorkflowSource {
     pub workflow_name: Option<String>,
 }
 
-/// Every operation of `openapi/queues.json`: method, path template and idempotency.
+/// Every operation of the Queues REST API this crate calls: method, path template and idempotency.
 pub mod ops {
     use crate::transport::Operation;
     use reqwest::Method;

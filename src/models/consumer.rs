@@ -53,6 +53,14 @@ impl<'de> Deserialize<'de> for MaxConcurrency {
 
 impl Consumer {
     /// The consumer's id, needed to update or delete it.
+    ///
+    /// Cloudflare sends it with every consumer; should a response lack it, this is
+    /// empty, and [`consumer_id`](Self::consumer_id) says so.
+    pub fn id(&self) -> &str {
+        self.consumer_id().unwrap_or_default()
+    }
+
+    /// The consumer's id, or `None` if the response lacked it; see [`id`](Self::id).
     pub fn consumer_id(&self) -> Option<&str> {
         match self {
             Consumer::Worker(c) => c.consumer_id.as_deref(),

@@ -1,8 +1,12 @@
 //! Request and response types.
 //!
-//! Most types are generated from `openapi/queues.json` (see `ARCHITECTURE.md`); this
-//! module re-exports them and adds handwritten helpers where the wire format needs
-//! interpretation: message bodies by content type, durations, metrics accessors, and
+//! Most types are generated from the crate's own OpenAPI description of the Queues REST
+//! API, field names as on the wire. Unknown fields are ignored and missing ones default,
+//! so a newer server cannot break decoding; enums and tagged unions keep values this
+//! crate does not know in an `Unknown` variant. Fields are public and mostly `Option`al;
+//! what Cloudflare always sends also has an accessor ([`Queue::id`],
+//! [`Consumer::id`], [`EventSubscription::id`]). This module adds handwritten helpers
+//! where the wire format needs interpretation: message bodies by content type, durations, metrics accessors, and
 //! accessors and constructors for the admin-plane types (consumers, queues, event
 //! subscriptions).
 

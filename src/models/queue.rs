@@ -6,6 +6,22 @@ use crate::limits;
 use std::time::Duration;
 
 impl Queue {
+    /// The queue's id (32 hexadecimal characters), for [`Client::queue`](crate::Client::queue).
+    ///
+    /// Cloudflare sends it with every queue; should a response lack it, this is empty
+    /// (and a handle made from it fails each request with
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput)). The field
+    /// [`queue_id`](Self::queue_id) keeps the difference.
+    pub fn id(&self) -> &str {
+        self.queue_id.as_deref().unwrap_or_default()
+    }
+
+    /// The queue's name, unique in the account (empty if a response lacked it, which
+    /// Cloudflare's do not).
+    pub fn name(&self) -> &str {
+        self.queue_name.as_deref().unwrap_or_default()
+    }
+
     /// Whether delivery to consumers is paused (`false` when the server did not say).
     pub fn delivery_paused(&self) -> bool {
         self.settings

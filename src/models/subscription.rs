@@ -81,6 +81,16 @@ impl EventDestination {
 }
 
 impl EventSubscription {
+    /// The subscription's id, needed to get, update or delete it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The subscription's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The id of the queue that receives the events.
     pub fn destination_queue_id(&self) -> Option<&str> {
         self.destination.queue_id()

@@ -245,7 +245,10 @@ mod tests {
                 ray_id: None,
                 retry_after: None,
                 raw_body: None,
-                request: crate::ops::PUSH_BATCH.label(),
+                request: crate::error::RequestLabel::new(
+                    crate::ops::PUSH_BATCH.method.clone(),
+                    crate::ops::PUSH_BATCH.path,
+                ),
                 attempts: 1,
             }))
         };

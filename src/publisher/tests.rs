@@ -96,7 +96,10 @@ fn api_error(status: u16, code: u32, retry_after: Option<Duration>) -> Error {
         ray_id: None,
         retry_after,
         raw_body: None,
-        request: crate::ops::PUSH_BATCH.label(),
+        request: crate::error::RequestLabel::new(
+            crate::ops::PUSH_BATCH.method.clone(),
+            crate::ops::PUSH_BATCH.path,
+        ),
         attempts: 1,
     }))
 }
@@ -104,7 +107,10 @@ fn api_error(status: u16, code: u32, retry_after: Option<Duration>) -> Error {
 fn unreadable() -> Error {
     let source = serde_json::from_str::<u8>("x").unwrap_err();
     Error::Decode(Box::new(crate::error::DecodeError {
-        request: crate::ops::PUSH_BATCH.label(),
+        request: crate::error::RequestLabel::new(
+            crate::ops::PUSH_BATCH.method.clone(),
+            crate::ops::PUSH_BATCH.path,
+        ),
         status: 200,
         path: ".".into(),
         body_snippet: String::new(),

@@ -352,7 +352,7 @@ pub fn render(spec: &Value) -> Result<String, String> {
         match spec_view.kind(name)? {
             Kind::Handwritten => {}
             Kind::Struct => render_struct(&spec_view, &mut out, name, schema, doc)?,
-            Kind::Enum(values) => render_enum(&mut out, name, doc, &values),
+            Kind::Enum(values) => render_enum(&mut out, name, doc, &values, schema),
             Kind::Union { tag, variants } => render_union(
                 &spec_view,
                 &mut out,
@@ -413,12 +413,21 @@ fn render_struct(
     Ok(())
 }
 
-fn render_enum(out: &mut String, name: &str, doc: &str, values: &[&str]) {
+fn render_enum(out: &mut String, name: &str, doc: &str, values: &[&str], schema: &Value) {
     doc_comment(out, "", doc);
     out.push_str("#[derive(Debug, Clone, PartialEq, Eq, Hash)]\n#[non_exhaustive]\n");
     let _ = writeln!(out, "pub enum {name} {{");
+    // `x-enum-descriptions` says what each value means; the wire value alone otherwise.
+    let meanings = schema.get("x-enum-descriptions").and_then(Value::as_object);
     for v in values {
-        let _ = writeln!(out, "    /// `{v}`\n    {},", pascal_case(v));
+        match meanings.and_then(|m| m.get(*v)).and_then(Value::as_str) {
+            Some(meaning) => {
+                let _ = writeln!(out, "    /// `{v}`: {meaning}\n    {},", pascal_case(v));
+            }
+            None => {
+                let _ = writeln!(out, "    /// `{v}`\n    {},", pascal_case(v));
+            }
+        }
     }
     out.push_str(
         "    /// A value this crate does not know yet, kept verbatim.\n    Unknown(String),\n}\n\n",
@@ -611,7 +620,7 @@ fn render_ops(spec: &Value, out: &mut String) -> Result<(), String> {
     ops.sort();
 
     out.push_str(
-        "/// Every operation of `openapi/queues.json`: method, path template and idempotency.\n",
+        "/// Every operation of the Queues REST API this crate calls: method, path template and idempotency.\n",
     );
     out.push_str(
         "pub mod ops {\n    use crate::transport::Operation;\n    use reqwest::Method;\n\n",
