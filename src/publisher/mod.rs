@@ -58,25 +58,28 @@
 //! `redrive.rs` (moving messages between queues).
 
 mod batcher;
+mod builder;
 mod config;
 mod flow;
 mod lane;
+mod pusher;
 mod redrive;
 mod report;
 mod sender;
+mod shared;
 #[cfg(test)]
 mod tests;
 
-pub use config::PublisherBuilder;
+pub use builder::PublisherBuilder;
 pub use redrive::{Redrive, RedriveProgress, RedriveReport};
 pub use report::{PublisherReport, PublisherStats};
 
 use crate::error::{Error, Result};
 use crate::models::Message;
-use batcher::{Command, Item};
 use bytes::Bytes;
 use flow::Reserve;
 use futures::future::BoxFuture;
+use shared::{Command, Item};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -128,7 +131,7 @@ pub struct Publisher {
 #[derive(Debug)]
 struct Handle {
     tx: mpsc::UnboundedSender<Command>,
-    shared: Arc<batcher::Shared>,
+    shared: Arc<shared::Shared>,
 }
 
 impl Publisher {

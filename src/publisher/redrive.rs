@@ -18,7 +18,7 @@
 //! delay (`skip_delay`) so that this run does not see them again, and counted as skipped.
 
 use super::Publisher;
-use super::config::PublisherBuilder;
+use super::builder::PublisherBuilder;
 use super::report::PublisherReport;
 use crate::api::QueueHandle;
 use crate::error::{Error, Result};

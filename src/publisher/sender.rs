@@ -16,9 +16,9 @@
 //! (`MaybeStored` for any that an earlier attempt may have stored).
 
 use super::Published;
-use super::batcher::{Item, Shared};
 use super::lane::Lane;
 use super::report::Counters;
+use super::shared::{Item, Shared};
 use crate::api::encode_batch;
 use crate::error::Error;
 use crate::retry::{Class, classify};

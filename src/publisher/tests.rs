@@ -1,7 +1,7 @@
 //! The publisher's batching, flow control, throttle and rate limit under Tokio's paused
 //! clock, against an in-memory fake that records every batch request.
 
-use super::batcher::Pusher;
+use super::pusher::Pusher;
 use super::*;
 use crate::error::{ApiError, ErrorCode, ErrorDetail};
 use crate::retry::Backoff;
