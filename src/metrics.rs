@@ -27,6 +27,112 @@ pub(crate) const CLIENT_ERRORS: &str = "cloudflare_queues_client_errors_total";
 /// (`ok` or `error`).
 pub(crate) const CLIENT_CALL_DURATION: &str = "cloudflare_queues_client_call_duration_seconds";
 
+/// Messages by what became of them, by `queue` and `outcome` (`pulled`, `acked`,
+/// `retried`, `released`, `expired_before_dispatch`, `failed_to_settle`, `abandoned`,
+/// `over_delivered`, `unreadable`, `decode_error`).
+pub(crate) const CONSUMER_MESSAGES: &str = "cloudflare_queues_consumer_messages_total";
+/// Requests the consumer made, by `queue` and `kind` (`pull`, `empty_pull`,
+/// `pull_error`, `ack`, `ack_error`, `extend`, `extend_error`).
+pub(crate) const CONSUMER_REQUESTS: &str = "cloudflare_queues_consumer_requests_total";
+/// Leases the consumer extended, by `queue`.
+pub(crate) const CONSUMER_LEASES_EXTENDED: &str =
+    "cloudflare_queues_consumer_leases_extended_total";
+/// Undecided deliveries now, by `queue`.
+pub(crate) const CONSUMER_IN_FLIGHT: &str = "cloudflare_queues_consumer_in_flight";
+/// The queue's backlog from the last pull, by `queue`.
+pub(crate) const CONSUMER_BACKLOG: &str = "cloudflare_queues_consumer_backlog";
+/// Seconds per handler run, by `queue` and `outcome` (`ack`, `retry`, `release`,
+/// `failed`).
+pub(crate) const CONSUMER_HANDLER_DURATION: &str =
+    "cloudflare_queues_consumer_handler_duration_seconds";
+
+/// Publishes a consumer's counters (kept as atomics by the consumer itself) as absolute
+/// values; the consumer calls this every second and at shutdown.
+pub(crate) fn consumer_snapshot(queue: &str, s: &crate::consumer::Stats) {
+    let messages = [
+        ("pulled", s.pulled),
+        ("acked", s.acked),
+        ("retried", s.retried),
+        ("released", s.released),
+        ("expired_before_dispatch", s.expired_before_dispatch),
+        ("failed_to_settle", s.failed_to_settle),
+        ("abandoned", s.abandoned),
+        ("over_delivered", s.over_delivered),
+        ("unreadable", s.unreadable),
+        ("decode_error", s.decode_errors),
+    ];
+    for (outcome, n) in messages {
+        absolute(
+            CONSUMER_MESSAGES,
+            &[("queue", queue), ("outcome", outcome)],
+            n,
+        );
+    }
+    let requests = [
+        ("pull", s.pull_requests),
+        ("empty_pull", s.empty_pulls),
+        ("pull_error", s.pull_errors),
+        ("ack", s.ack_requests),
+        ("ack_error", s.ack_request_failures),
+        ("extend", s.extension_requests),
+        ("extend_error", s.extension_failures),
+    ];
+    for (kind, n) in requests {
+        absolute(CONSUMER_REQUESTS, &[("queue", queue), ("kind", kind)], n);
+    }
+    absolute(
+        CONSUMER_LEASES_EXTENDED,
+        &[("queue", queue)],
+        s.leases_extended,
+    );
+    #[allow(clippy::cast_precision_loss)]
+    {
+        set(CONSUMER_IN_FLIGHT, &[("queue", queue)], s.in_flight as f64);
+        if let Some(backlog) = s.backlog {
+            set(CONSUMER_BACKLOG, &[("queue", queue)], backlog as f64);
+        }
+    }
+}
+
+/// One histogram per handler outcome of a consumer, registered once so that recording a
+/// handler's duration costs no lookup.
+#[derive(Debug)]
+pub(crate) struct HandlerTimes {
+    ack: Histogram,
+    retry: Histogram,
+    release: Histogram,
+    failed: Histogram,
+}
+
+impl HandlerTimes {
+    pub(crate) fn new(queue: &str) -> Self {
+        let h = |outcome| {
+            histogram(
+                CONSUMER_HANDLER_DURATION,
+                &[("queue", queue), ("outcome", outcome)],
+            )
+        };
+        HandlerTimes {
+            ack: h("ack"),
+            retry: h("retry"),
+            release: h("release"),
+            failed: h("failed"),
+        }
+    }
+
+    /// A handler ran for `elapsed`; `outcome` is `None` when it failed.
+    pub(crate) fn record(&self, outcome: Option<crate::consumer::Outcome>, elapsed: Duration) {
+        use crate::consumer::Outcome;
+        let h = match outcome {
+            Some(Outcome::Ack) => &self.ack,
+            Some(Outcome::Retry { .. }) => &self.retry,
+            Some(Outcome::Release) => &self.release,
+            None => &self.failed,
+        };
+        h.record(elapsed.as_secs_f64());
+    }
+}
+
 /// The status label of an HTTP status: `2xx`, `4xx`, …; `none` without a response.
 pub(crate) fn status_class(status: Option<u16>) -> &'static str {
     match status {
@@ -95,7 +201,42 @@ mod facade {
         ::metrics::gauge!(name, labels).set(value);
     }
 
-    /// Describes the client's metrics to the recorder once, for exporters that publish
+    /// Sets the counter `name` to `value` (a count the crate keeps itself). Labels may
+    /// carry a queue id: one series per consumer.
+    pub(crate) fn absolute(name: &'static str, labels: &[(&'static str, &str)], value: u64) {
+        describe();
+        ::metrics::counter!(name, owned(labels)).absolute(value);
+    }
+
+    /// Sets the gauge `name` to `value`, with labels that may carry a queue id.
+    pub(crate) fn set(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        describe();
+        ::metrics::gauge!(name, owned(labels)).set(value);
+    }
+
+    /// A histogram handle, registered once.
+    #[derive(Debug)]
+    pub(crate) struct Histogram(::metrics::Histogram);
+
+    impl Histogram {
+        pub(crate) fn record(&self, value: f64) {
+            self.0.record(value);
+        }
+    }
+
+    pub(crate) fn histogram(name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
+        describe();
+        Histogram(::metrics::histogram!(name, owned(labels)))
+    }
+
+    fn owned(labels: &[(&'static str, &str)]) -> Vec<::metrics::Label> {
+        labels
+            .iter()
+            .map(|(k, v)| ::metrics::Label::new(*k, (*v).to_owned()))
+            .collect()
+    }
+
+    /// Describes the crate's metrics to the recorder once, for exporters that publish
     /// help texts and units (Prometheus' `# HELP`).
     fn describe() {
         static ONCE: Once = Once::new();
@@ -126,6 +267,36 @@ mod facade {
                 Unit::Seconds,
                 "Duration of a call, retries and backoff sleeps included"
             );
+            ::metrics::describe_counter!(
+                super::CONSUMER_MESSAGES,
+                Unit::Count,
+                "Messages a pull consumer handled, by what became of them"
+            );
+            ::metrics::describe_counter!(
+                super::CONSUMER_REQUESTS,
+                Unit::Count,
+                "Pull, ack and lease-extension requests a pull consumer made"
+            );
+            ::metrics::describe_counter!(
+                super::CONSUMER_LEASES_EXTENDED,
+                Unit::Count,
+                "Leases a pull consumer extended"
+            );
+            ::metrics::describe_gauge!(
+                super::CONSUMER_IN_FLIGHT,
+                Unit::Count,
+                "Undecided deliveries of a pull consumer"
+            );
+            ::metrics::describe_gauge!(
+                super::CONSUMER_BACKLOG,
+                Unit::Count,
+                "Backlog of the queue as of a pull consumer's last pull"
+            );
+            ::metrics::describe_histogram!(
+                super::CONSUMER_HANDLER_DURATION,
+                Unit::Seconds,
+                "Duration of one handler run, by outcome"
+            );
         });
     }
 }
@@ -147,10 +318,32 @@ mod facade {
     #[allow(dead_code)] // For the consumer's gauges.
     #[inline]
     pub(crate) fn gauge(_name: &'static str, _labels: Labels<'_>, _value: f64) {}
+
+    /// Does nothing: the `metrics` feature is off.
+    #[inline]
+    pub(crate) fn absolute(_name: &'static str, _labels: &[(&'static str, &str)], _value: u64) {}
+
+    /// Does nothing: the `metrics` feature is off.
+    #[inline]
+    pub(crate) fn set(_name: &'static str, _labels: &[(&'static str, &str)], _value: f64) {}
+
+    /// A histogram that records nothing: the `metrics` feature is off.
+    #[derive(Debug)]
+    pub(crate) struct Histogram;
+
+    impl Histogram {
+        #[inline]
+        pub(crate) fn record(&self, _value: f64) {}
+    }
+
+    #[inline]
+    pub(crate) fn histogram(_name: &'static str, _labels: &[(&'static str, &str)]) -> Histogram {
+        Histogram
+    }
 }
 
-#[allow(unused_imports)] // `gauge` waits for the consumer's metrics.
-pub(crate) use facade::{Labels, gauge, increment, record};
+#[allow(unused_imports)] // `gauge` is for future gauges with static labels.
+pub(crate) use facade::{Histogram, Labels, absolute, gauge, histogram, increment, record, set};
 
 #[cfg(test)]
 mod tests {

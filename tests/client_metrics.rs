@@ -5,66 +5,11 @@
 mod common;
 
 use cloudflare_queues::Client;
+use common::recording::*;
 use common::*;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde_json::json;
-use std::collections::BTreeMap;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer};
-
-/// `name{label=value,...}` → value, for every metric the recorder saw.
-type Seen = BTreeMap<String, DebugValue>;
-
-fn key(name: &str, labels: &[(&str, &str)]) -> String {
-    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{name}{{{}}}", labels.join(","))
-}
-
-/// Runs `work` on a current-thread runtime with a recorder of its own (so that tests
-/// running in parallel cannot see each other's metrics), and returns what it recorded.
-fn recorded<F>(work: impl FnOnce() -> F) -> Seen
-where
-    F: std::future::Future<Output = ()>,
-{
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    metrics::with_local_recorder(&recorder, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(work());
-    });
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(composite, _unit, _description, value)| {
-            let key = composite.key();
-            let mut labels: Vec<(&str, &str)> =
-                key.labels().map(|l| (l.key(), l.value())).collect();
-            labels.sort();
-            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
-        })
-        .collect()
-}
-
-fn counter(seen: &Seen, name: &str, labels: &[(&str, &str)]) -> u64 {
-    match seen.get(&key(name, labels)) {
-        Some(DebugValue::Counter(n)) => *n,
-        None => 0,
-        other => panic!("{name} is not a counter: {other:?}"),
-    }
-}
-
-fn samples(seen: &Seen, name: &str, labels: &[(&str, &str)]) -> usize {
-    match seen.get(&key(name, labels)) {
-        Some(DebugValue::Histogram(values)) => values.len(),
-        None => 0,
-        other => panic!("{name} is not a histogram: {other:?}"),
-    }
-}
 
 const PULL: &str = "queues-pull-messages";
 const GET: &str = "queues-get";

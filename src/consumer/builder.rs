@@ -255,7 +255,7 @@ impl PullConsumerBuilder {
             extension,
             handler_backoff: self.handler_backoff,
         };
-        let (core, settle_rx) = Core::new(backend, cfg);
+        let (core, settle_rx) = Core::new(self.queue.id(), backend, cfg);
         Ok(PullConsumer {
             engine: Engine::new(core, settle_rx),
         })

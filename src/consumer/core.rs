@@ -35,6 +35,8 @@ pub(crate) fn later(d: Duration) -> Instant {
 #[derive(Debug)]
 pub(crate) struct Core {
     pub(crate) cfg: Config,
+    /// The queue's id, for metric labels.
+    pub(crate) queue_id: Arc<str>,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) ledger: Ledger,
     pub(crate) counters: Counters,
@@ -62,6 +64,7 @@ pub(crate) struct Core {
 impl Core {
     /// The core, and the receiving end of the flusher's channel.
     pub(crate) fn new(
+        queue_id: &str,
         backend: Arc<dyn Backend>,
         cfg: Config,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Command>) {
@@ -73,6 +76,7 @@ impl Core {
         );
         let core = Core {
             ledger: Ledger::new(cfg.max_in_flight),
+            queue_id: Arc::from(queue_id),
             backend,
             cfg,
             counters: Counters::default(),

@@ -23,6 +23,8 @@ struct Tasks {
     pullers: Vec<JoinHandle<()>>,
     flusher: Option<JoinHandle<()>>,
     extender: Option<JoinHandle<()>>,
+    /// Publishes the counters as metrics (feature `metrics`).
+    metrics: Option<JoinHandle<()>>,
     started: bool,
 }
 
@@ -82,6 +84,18 @@ impl Engine {
         }
         if self.core.cfg.extension.is_some() {
             tasks.extender = Some(self.spawn("extender", extender::run(self.core.clone())));
+        }
+        if cfg!(feature = "metrics") {
+            let core = self.core.clone();
+            tasks.metrics = Some(self.spawn("metrics", async move {
+                // The counters live in the consumer; the metrics are their copies, once a
+                // second (and at shutdown), so the hot path records nothing extra.
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    crate::metrics::consumer_snapshot(&core.queue_id, &core.stats());
+                }
+            }));
         }
         for n in 0..self.core.cfg.max_concurrent_pulls {
             let (core, handout, pool) =
@@ -304,6 +318,10 @@ impl Engine {
             }
         }
         core.set_state(ConsumerState::Stopped);
+        if let Some(task) = lock(&self.tasks).metrics.take() {
+            task.abort();
+        }
+        crate::metrics::consumer_snapshot(&core.queue_id, &self.stats());
         let report = ShutdownReport::from_stats(&self.stats());
         tracing::info!(?report, "pull consumer stopped");
         report

@@ -7,6 +7,7 @@ use super::engine::Engine;
 use super::handle::PullConsumer;
 use super::report::ShutdownReport;
 use crate::error::Result;
+use crate::metrics::HandlerTimes;
 use futures::FutureExt as _;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -34,6 +35,7 @@ impl PullConsumer {
         use futures::StreamExt as _;
         let engine = self.engine.clone();
         let handler = Arc::new(handler);
+        let times = Arc::new(HandlerTimes::new(&engine.core.queue_id));
         let mut stream = self.stream();
         let mut tasks = JoinSet::new();
         let mut fatal = None;
@@ -41,7 +43,7 @@ impl PullConsumer {
             tokio::select! {
                 item = stream.next() => match item {
                     Some(Ok(delivery)) => {
-                        tasks.spawn(run_handler(engine.clone(), handler.clone(), delivery));
+                        tasks.spawn(run_handler(engine.clone(), handler.clone(), times.clone(), delivery));
                     }
                     Some(Err(err)) => fatal = Some(err),
                     None => break,
@@ -62,8 +64,12 @@ impl PullConsumer {
     }
 }
 
-async fn run_handler<H, F, O>(engine: Arc<Engine>, handler: Arc<H>, delivery: Delivery)
-where
+async fn run_handler<H, F, O>(
+    engine: Arc<Engine>,
+    handler: Arc<H>,
+    times: Arc<HandlerTimes>,
+    delivery: Delivery,
+) where
     H: Fn(ReceivedMessage) -> F + Send + Sync + 'static,
     F: Future<Output = O> + Send + 'static,
     O: IntoOutcome + Send + 'static,
@@ -88,8 +94,10 @@ where
             Err(p) => Err(Failure::Panic(panic_message(p.as_ref()))),
         }
     };
+    let started = tokio::time::Instant::now();
     tokio::select! {
         result = work.instrument(span.clone()) => {
+            times.record(result.as_ref().ok().copied(), started.elapsed());
             let decision = match result {
                 Ok(outcome) => Decision::from(outcome),
                 Err(failure) => span.in_scope(|| {

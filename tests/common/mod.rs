@@ -1,6 +1,8 @@
 //! Shared helpers for the wiremock tests.
 #![allow(dead_code)]
 
+pub mod recording;
+
 use cloudflare_queues::{Backoff, Client, RetryPolicy};
 use serde_json::{Value, json};
 use std::time::Duration;

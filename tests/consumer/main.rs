@@ -14,6 +14,7 @@ use support::*;
 
 mod extension;
 mod lifecycle;
+mod paused_clock;
 mod robustness;
 mod wire;
 
