@@ -6,7 +6,6 @@ use super::fake::Fake;
 use super::test_support::{builder, consumer, take, within};
 use super::{Outcome, ShutdownMode};
 use crate::Backoff;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn secs(n: u64) -> Duration {
@@ -120,72 +119,4 @@ async fn stream_users_settle_with_an_outcome_or_an_error() {
     assert_eq!(fake.acked().len(), 1);
     let report = handle.shutdown(ShutdownMode::drain(secs(1))).await;
     assert_eq!((report.acked, report.released, report.retried), (1, 1, 1));
-}
-
-/// Collects what a tracing subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct Outer(std::io::Error);
-
-impl std::fmt::Display for Outer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("could not render the thumbnail")
-    }
-}
-
-impl std::error::Error for Outer {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_failure_is_logged_once_at_warn_with_id_attempts_and_the_whole_chain() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let fake = Fake::with_messages(1);
-    let c = consumer(&fake, builder());
-    let mut stream = c.stream();
-    let d = take(&mut stream, 1).await.remove(0);
-    let id = d.id().to_owned();
-    let failure = Outer(std::io::Error::other("disk full"));
-    drop(d.settle(Err::<(), _>(failure)));
-    stream
-        .shutdown_handle()
-        .shutdown(ShutdownMode::drain(secs(1)))
-        .await;
-
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("handler failed"))
-        .collect();
-    assert_eq!(lines.len(), 1, "{log}");
-    let line = lines[0];
-    assert!(line.contains("WARN"), "{line}");
-    assert!(line.contains(&format!("message_id={id}")), "{line}");
-    assert!(line.contains("attempts=1"), "{line}");
-    assert!(
-        line.contains("could not render the thumbnail: disk full"),
-        "the chain: {line}"
-    );
 }
