@@ -43,6 +43,47 @@ struct RawEnvelope<'a> {
     result_info: Option<ResultInfo>,
 }
 
+thread_local! {
+    /// Set while the strict first pass of [`decode`] runs on this thread.
+    static STRICT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the decode running on this thread is the strict first pass: a result type
+/// that is lenient at a cost (a pull, read entry by entry) may read the common,
+/// well-formed case in one pass and fail on anything else, knowing that [`decode`] then
+/// reads the body again, leniently.
+pub(crate) fn strict_pass() -> bool {
+    STRICT.with(std::cell::Cell::get)
+}
+
+/// Marks the strict pass for as long as it lives (a panic included).
+struct StrictPass;
+
+impl StrictPass {
+    fn begin() -> Self {
+        STRICT.with(|s| s.set(true));
+        StrictPass
+    }
+}
+
+impl Drop for StrictPass {
+    fn drop(&mut self) {
+        STRICT.with(|s| s.set(false));
+    }
+}
+
+/// A success envelope read in one pass: the common case, tried first.
+#[derive(Deserialize)]
+struct FastEnvelope<T> {
+    #[serde(default)]
+    success: Option<bool>,
+    #[serde(default)]
+    errors: Vec<serde::de::IgnoredAny>,
+    result: Option<T>,
+    #[serde(default)]
+    result_info: Option<ResultInfo>,
+}
+
 /// What the transport knows about a response besides its body.
 pub(crate) struct ResponseMeta {
     pub(crate) request: RequestLabel,
@@ -55,6 +96,29 @@ pub(crate) fn decode<T: DeserializeOwned>(meta: ResponseMeta, body: &[u8]) -> Re
     let ok_status = (200..300).contains(&meta.status);
     let original = body;
     let repaired = mark_invalid_utf8(body);
+    // The common case in one pass: a 2xx success envelope whose result decodes. Anything
+    // else (an error, a missing result, a field that does not decode) takes the careful
+    // path below, which finds the error, names the failing field and keeps the body.
+    if ok_status {
+        let strict = StrictPass::begin();
+        let fast = serde_json::from_str::<FastEnvelope<T>>(&repaired);
+        drop(strict);
+        if let Ok(FastEnvelope {
+            success: Some(true) | None,
+            errors,
+            result: Some(result),
+            result_info,
+        }) = fast
+        {
+            if errors.is_empty() {
+                return Ok(Reply {
+                    result,
+                    status: meta.status,
+                    result_info,
+                });
+            }
+        }
+    }
     let body = repaired.as_bytes();
     let envelope = match serde_json::from_slice::<RawEnvelope<'_>>(body) {
         Ok(env) => env,

@@ -41,7 +41,7 @@ use crate::consumer::{
     Decision, Delivery, Failure, IntoOutcome, ProbeSlot, PullConsumerBuilder, ReceivedMessage,
     Ticket, panic_message,
 };
-use crate::models::ContentType;
+use crate::models::{ContentType, MessageMetadata};
 use crate::{Backoff, QueueHandle};
 use futures::FutureExt as _;
 use serde::Serialize;
@@ -74,7 +74,7 @@ pub struct TestMessage {
     content_type: ContentType,
     payload: Vec<u8>,
     published_ms: u64,
-    metadata: serde_json::Map<String, serde_json::Value>,
+    metadata: MessageMetadata,
 }
 
 impl TestMessage {
@@ -88,7 +88,7 @@ impl TestMessage {
             content_type,
             payload,
             published_ms,
-            metadata: serde_json::Map::new(),
+            metadata: MessageMetadata::default(),
         }
     }
 
@@ -144,18 +144,17 @@ impl TestMessage {
         key: impl Into<String>,
         value: impl Into<serde_json::Value>,
     ) -> Self {
-        self.metadata.insert(key.into(), value.into());
+        self.metadata = std::mem::take(&mut self.metadata).with(key, value);
         self
     }
 
     /// The message as a [`PullConsumer::run`](crate::consumer::PullConsumer::run)
     /// handler receives it, with a lease of 60 s from now.
     pub fn received(&self) -> ReceivedMessage {
-        let mut metadata = self.metadata.clone();
-        metadata.insert(
-            crate::models::CONTENT_TYPE_KEY.to_owned(),
-            self.content_type.as_str().into(),
-        );
+        let metadata = self
+            .metadata
+            .clone()
+            .with(crate::models::CONTENT_TYPE_KEY, self.content_type.as_str());
         ReceivedMessage::synthetic(
             self.id.clone(),
             self.attempts,

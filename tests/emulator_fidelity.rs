@@ -176,8 +176,8 @@ async fn pull_decodes_the_same_bodies() {
             assert_eq!(e.bytes().unwrap(), r.bytes().unwrap());
         }
         assert_eq!(
-            e.metadata.keys().collect::<Vec<_>>(),
-            r.metadata.keys().collect::<Vec<_>>()
+            e.metadata.to_map().keys().cloned().collect::<Vec<_>>(),
+            r.metadata.to_map().keys().cloned().collect::<Vec<_>>()
         );
         assert_eq!(shape(&normalized(e)), shape(&normalized(r)));
     }

@@ -229,7 +229,7 @@ async fn pull_sends_the_documented_body_and_decodes_the_reference_example() {
         text.published_at(),
         UNIX_EPOCH + Duration::from_millis(1_710_950_954_154)
     );
-    assert_eq!(text.metadata["CF-sourceMessageSource"], "dash");
+    assert_eq!(text.metadata.source(), Some("dash"));
     assert_eq!(text.content_type(), ContentType::Text);
     assert_eq!(text.text().unwrap(), "hello world");
 

@@ -17,7 +17,7 @@ async fn test_messages_decode_like_pulled_ones() {
     assert_eq!((m.id(), m.attempts()), ("abc", 3));
     assert_eq!(m.content_type(), ContentType::Json);
     assert_eq!(m.json::<serde_json::Value>().unwrap()["order"], 7);
-    assert_eq!(m.metadata()["CF-sourceMessageSource"], "api");
+    assert_eq!(m.metadata().source(), Some("api"));
     assert!(m.lease_remaining() > Duration::from_secs(50));
     let text = TestMessage::text("hello").received();
     assert_eq!(text.text().unwrap(), "hello");

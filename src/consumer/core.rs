@@ -224,6 +224,18 @@ impl Core {
         }
     }
 
+    /// [`Core::settle`] when nobody can await the answer: no reply channel is made.
+    pub(crate) fn settle_detached(&self, key: Key, decision: Decision) {
+        self.ledger.leave_with(key, |entry| {
+            self.enqueue(Settlement {
+                lease_id: entry.lease_id,
+                decision,
+                deadline: entry.deadline,
+                reply: None,
+            })
+        });
+    }
+
     /// A delivery was dropped without a decision: settle it per the drop policy (or,
     /// while abandoning, just let the lease run out).
     pub(crate) fn settle_dropped(&self, key: Key) {
@@ -237,7 +249,7 @@ impl Core {
             DropPolicy::Release => Decision::Release,
             DropPolicy::Retry(delay) => Decision::retry(Some(delay)),
         };
-        drop(self.settle(key, decision));
+        self.settle_detached(key, decision);
     }
 
     /// Hands a settlement to the flusher; false (and counted as failed) once the flusher

@@ -5,8 +5,8 @@ use super::decision::{self, Decision, Failure, IntoOutcome, Settled};
 use super::ledger::Key;
 use crate::error::{BodyErrorKind, Error, Result};
 use crate::models::{
-    ContentType, PulledMessage, RejectedMessage, decode_payload, millis_to_time, payload_json,
-    payload_text,
+    ContentType, MessageMetadata, PulledMessage, RejectedMessage, decode_payload, millis_to_time,
+    payload_json, payload_text,
 };
 use std::borrow::Cow;
 use std::fmt;
@@ -25,7 +25,7 @@ pub struct ReceivedMessage {
     attempts: u32,
     timestamp_ms: u64,
     content_type: ContentType,
-    metadata: serde_json::Map<String, serde_json::Value>,
+    metadata: MessageMetadata,
     body: Body,
     lease_deadline: Instant,
     /// The ledger entry this delivery's lease lives in, while the consumer extends it.
@@ -34,6 +34,8 @@ pub struct ReceivedMessage {
 
 #[derive(Clone)]
 enum Body {
+    /// A `text` body: already valid UTF-8, so `text()` need not check it again.
+    Text(String),
     Decoded(Vec<u8>),
     /// Kept as received: the content type is unsupported or the base64 is broken.
     Undecodable {
@@ -54,10 +56,11 @@ impl ReceivedMessage {
     /// Decodes a pulled message. A body that cannot be decoded is kept raw, and the
     /// reason returned, so the consumer can apply its decode-error policy.
     pub(crate) fn from_pulled(m: PulledMessage, lease_deadline: Instant) -> (Self, Option<Error>) {
-        let content_type = ContentType::from_metadata(&m.metadata);
+        let content_type = m.metadata.content_type();
         let (body, problem) = match decode_payload(&m.id, &content_type, &m.body) {
             Ok(Cow::Owned(bytes)) => (Body::Decoded(bytes), None),
-            Ok(Cow::Borrowed(_)) => (Body::Decoded(m.body.into_bytes()), None),
+            // Only text borrows: the body is its payload, as it arrived.
+            Ok(Cow::Borrowed(_)) => (Body::Text(m.body), None),
             Err(err) => {
                 let why = match &err {
                     Error::Body(b) => match &b.kind {
@@ -100,7 +103,7 @@ impl ReceivedMessage {
             attempts: r.attempts.unwrap_or(0),
             timestamp_ms: 0,
             content_type,
-            metadata: serde_json::Map::new(),
+            metadata: MessageMetadata::default(),
             body: Body::Undecodable {
                 raw: r.raw,
                 why: Undecodable::Malformed(r.reason),
@@ -119,12 +122,16 @@ impl ReceivedMessage {
         attempts: u32,
         timestamp_ms: u64,
         content_type: ContentType,
-        metadata: serde_json::Map<String, serde_json::Value>,
+        metadata: MessageMetadata,
         payload: Vec<u8>,
         lease_deadline: Instant,
     ) -> Self {
         let body = match content_type {
-            ContentType::Text | ContentType::Json | ContentType::Bytes => Body::Decoded(payload),
+            ContentType::Text => match String::from_utf8(payload) {
+                Ok(text) => Body::Text(text),
+                Err(e) => Body::Decoded(e.into_bytes()),
+            },
+            ContentType::Json | ContentType::Bytes => Body::Decoded(payload),
             ContentType::V8 | ContentType::Unknown(_) => {
                 use base64::Engine as _;
                 Body::Undecodable {
@@ -174,7 +181,7 @@ impl ReceivedMessage {
     }
 
     /// Message metadata (`CF-Content-Type`, `CF-sourceMessageSource`, ...).
-    pub fn metadata(&self) -> &serde_json::Map<String, serde_json::Value> {
+    pub fn metadata(&self) -> &MessageMetadata {
         &self.metadata
     }
 
@@ -223,6 +230,7 @@ impl ReceivedMessage {
     /// arrival).
     pub fn bytes(&self) -> Result<Cow<'_, [u8]>> {
         match &self.body {
+            Body::Text(text) => Ok(Cow::Borrowed(text.as_bytes())),
             Body::Decoded(bytes) => Ok(Cow::Borrowed(bytes)),
             Body::Undecodable { why, .. } => Err(self.undecodable(why)),
         }
@@ -232,7 +240,10 @@ impl ReceivedMessage {
     /// [`PulledMessage::text`](crate::models::PulledMessage::text); here it always
     /// borrows.
     pub fn text(&self) -> Result<Cow<'_, str>> {
-        payload_text(&self.id, &self.content_type, self.bytes()?)
+        match &self.body {
+            Body::Text(text) => Ok(Cow::Borrowed(text)),
+            _ => payload_text(&self.id, &self.content_type, self.bytes()?),
+        }
     }
 
     /// The payload parsed as JSON into `T`.
@@ -243,6 +254,7 @@ impl ReceivedMessage {
     /// The body exactly as it arrived (base64 for json and bytes).
     pub fn raw_body(&self) -> Cow<'_, str> {
         match &self.body {
+            Body::Text(text) => Cow::Borrowed(text),
             Body::Decoded(bytes) if self.content_type == ContentType::Text => {
                 String::from_utf8_lossy(bytes)
             }
@@ -330,6 +342,17 @@ impl Ticket {
             Target::Consumer { core, key } => core.settle(*key, decision),
             #[cfg(feature = "testing")]
             Target::Probe(slot) => decision::Decided::of(decision).record(slot),
+        }
+    }
+
+    /// Settles without a way to learn the server's answer (nobody could await it): no
+    /// reply channel is made.
+    pub(crate) fn settle_detached(mut self, decision: Decision) {
+        self.used = true;
+        match &self.target {
+            Target::Consumer { core, key } => core.settle_detached(*key, decision),
+            #[cfg(feature = "testing")]
+            Target::Probe(slot) => drop(decision::Decided::of(decision).record(slot)),
         }
     }
 

@@ -157,8 +157,7 @@ impl Fake {
                 *n += 1;
                 *n
             };
-            let mut metadata = serde_json::Map::new();
-            metadata.insert("CF-Content-Type".into(), "text".into());
+            let metadata = crate::models::MessageMetadata::new(crate::models::ContentType::Text);
             result.messages.push(PulledMessage {
                 id,
                 lease_id,

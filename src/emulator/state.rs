@@ -18,12 +18,13 @@ use super::faults::{Rng, TokenBucket};
 use super::{MessageEvent, MessageEventKind, MessageInfo, MessageState, SeedMessage};
 use crate::limits::{self, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_PULL_BATCH};
 use crate::models::{
-    AckRequest, AckResult, AckWarning, Consumer, ConsumerRequest, CreateQueueRequest,
+    AckRequest, AckResult, AckWarning, Consumer, ConsumerRequest, ContentType, CreateQueueRequest,
     CreateSubscriptionRequest, EventSubscription, ExtendRequest, HttpPullConsumer,
-    HttpPullConsumerSettings, Jurisdiction, Message, PeekResult, PeekedMessage, PullResult,
-    PulledMessage, PurgeMessageError, PurgeMessagesResult, PurgeStatus, PushContentType,
-    PushResult, Queue, QueueMetrics, QueueSettings, ResultInfo, ResultMetadata, SortDirection,
-    SubscriptionOrder, UpdateQueueRequest, UpdateSubscriptionRequest, WorkerConsumer,
+    HttpPullConsumerSettings, Jurisdiction, Message, MessageMetadata, PeekResult, PeekedMessage,
+    PullResult, PulledMessage, PurgeMessageError, PurgeMessagesResult, PurgeStatus,
+    PushContentType, PushResult, Queue, QueueMetrics, QueueSettings, ResultInfo, ResultMetadata,
+    SortDirection, SubscriptionOrder, UpdateQueueRequest, UpdateSubscriptionRequest,
+    WorkerConsumer,
 };
 use base64::Engine as _;
 use std::cmp::Reverse;
@@ -1436,14 +1437,8 @@ impl World {
 }
 
 /// Metadata as Cloudflare attaches it to pulled and peeked messages.
-fn message_metadata(content_type: &str) -> serde_json::Map<String, serde_json::Value> {
-    let mut metadata = serde_json::Map::new();
-    metadata.insert(
-        crate::models::CONTENT_TYPE_KEY.to_owned(),
-        content_type.into(),
-    );
-    metadata.insert("CF-sourceMessageSource".to_owned(), "api".into());
-    metadata
+fn message_metadata(content_type: &str) -> MessageMetadata {
+    MessageMetadata::new(ContentType::from(content_type)).with(crate::models::SOURCE_KEY, "api")
 }
 
 fn overloaded(wait: Duration) -> Reject {

@@ -640,7 +640,7 @@ pub struct PeekedMessage {
     pub id: String,
     /// Message metadata such as CF-Content-Type.
     #[serde(default)]
-    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub metadata: crate::models::MessageMetadata,
     /// Opaque reference used to purge this message.
     #[serde(rename = "ref", default)]
     pub peek_ref: String,
@@ -740,7 +740,7 @@ pub struct PulledMessage {
     pub lease_id: String,
     /// Message metadata such as CF-Content-Type and CF-sourceMessageSource.
     #[serde(default)]
-    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub metadata: crate::models::MessageMetadata,
     /// Publish time in Unix milliseconds.
     #[serde(default, with = "crate::codec::flex_u64")]
     pub timestamp_ms: u64,

@@ -9,9 +9,6 @@ use serde::de::DeserializeOwned;
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The metadata key that says how a pulled body is encoded.
-pub const CONTENT_TYPE_KEY: &str = "CF-Content-Type";
-
 /// How a message body was published, from the `CF-Content-Type` metadata.
 ///
 /// Over HTTP, `text` bodies arrive as plain UTF-8, `json` and `bytes` bodies as standard
@@ -47,7 +44,7 @@ impl ContentType {
     /// Reads `CF-Content-Type` from message metadata.
     pub fn from_metadata(metadata: &serde_json::Map<String, serde_json::Value>) -> Self {
         match metadata
-            .get(CONTENT_TYPE_KEY)
+            .get(super::CONTENT_TYPE_KEY)
             .and_then(serde_json::Value::as_str)
         {
             Some(s) => ContentType::from(s),
@@ -137,7 +134,7 @@ macro_rules! body_decoders {
         impl $ty {
             /// How the body was published (`CF-Content-Type`).
             pub fn content_type(&self) -> ContentType {
-                ContentType::from_metadata(&self.metadata)
+                self.metadata.content_type()
             }
 
             /// When the message was published.

@@ -48,7 +48,7 @@ fn v8_unknown_and_bad_base64_are_typed_errors() {
     assert!(e.to_string().contains("inside Workers"));
 
     let mut none = pulled("text", "x");
-    none.metadata.clear();
+    none.metadata = crate::models::MessageMetadata::default();
     assert!(
         matches!(none.text().unwrap_err(), Error::Body(b) if matches!(b.kind, BodyErrorKind::Unsupported))
     );

@@ -16,13 +16,15 @@ pub use crate::generated::models::*;
 mod consumer;
 mod extend;
 mod message;
+mod metadata;
 mod pull;
 mod queue;
 mod subscription;
 
 pub use consumer::MaxConcurrency;
 pub use extend::{ExtendResult, ExtendedLease, ExtensionOutcome, match_extensions};
-pub use message::{CONTENT_TYPE_KEY, ContentType};
+pub use message::ContentType;
 pub(crate) use message::{body_error, decode_payload, millis_to_time, payload_json, payload_text};
+pub use metadata::{CONTENT_TYPE_KEY, MessageMetadata, SOURCE_KEY};
 pub use pull::{PullResult, RejectedMessage};
 pub use subscription::UNPUBLISHED_SOURCE_KINDS;

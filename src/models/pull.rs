@@ -16,7 +16,8 @@ use serde_json::value::RawValue;
 ///
 /// Decoding is per message: entries that cannot be read are listed in
 /// [`rejected`](PullResult::rejected) instead of failing the whole pull. `Deserialize`
-/// therefore needs a JSON deserializer (`serde_json`), which is what the client uses.
+/// therefore needs a JSON deserializer that can lend from its input
+/// (`serde_json::from_str` or `from_slice`), which is what the client uses.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[non_exhaustive]
 pub struct PullResult {
@@ -68,26 +69,62 @@ impl PullResult {
     }
 }
 
-/// The wire shape, with each message kept as raw JSON until it is read on its own.
+/// The wire shape, with the messages kept as raw JSON until they are read.
 #[derive(Deserialize)]
-struct Wire {
+struct Wire<'a> {
+    #[serde(default, with = "crate::codec::opt_flex_u64")]
+    message_backlog_count: Option<u64>,
+    /// Borrowed from the response: a JSON deserializer over a string or bytes (what
+    /// the client uses; `serde_json::from_value` cannot lend).
+    #[serde(default, borrow)]
+    messages: Option<&'a RawValue>,
+    #[serde(default)]
+    metadata: Option<ResultMetadata>,
+}
+
+/// The wire shape read in one pass, when every entry is well formed (the strict pass).
+#[derive(Deserialize)]
+struct StrictWire {
     #[serde(default, with = "crate::codec::opt_flex_u64")]
     message_backlog_count: Option<u64>,
     #[serde(default)]
-    messages: Option<Vec<Box<RawValue>>>,
+    messages: Option<Vec<PulledMessage>>,
     #[serde(default)]
     metadata: Option<ResultMetadata>,
 }
 
 impl<'de> Deserialize<'de> for PullResult {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if crate::envelope::strict_pass() {
+            // One parse of the whole list; any bad entry fails it, and the envelope
+            // decoder then reads the body again through the lenient path below.
+            let wire = StrictWire::deserialize(d)?;
+            let messages = wire.messages.unwrap_or_default();
+            if messages.iter().any(|m| m.lease_id.trim().is_empty()) {
+                return Err(serde::de::Error::custom("an entry has no lease id"));
+            }
+            return Ok(PullResult {
+                message_backlog_count: wire.message_backlog_count,
+                messages,
+                metadata: wire.metadata,
+                rejected: Vec::new(),
+            });
+        }
         let wire = Wire::deserialize(d)?;
         let mut result = PullResult {
             message_backlog_count: wire.message_backlog_count,
             metadata: wire.metadata,
             ..PullResult::default()
         };
-        for (index, raw) in wire.messages.unwrap_or_default().into_iter().enumerate() {
+        let Some(raw) = wire.messages else {
+            return Ok(result);
+        };
+        let entries: Vec<&RawValue> =
+            match serde_json::from_str::<Option<Vec<&RawValue>>>(raw.get()) {
+                Ok(entries) => entries.unwrap_or_default(),
+                Err(e) => return Err(serde::de::Error::custom(format_args!("messages: {e}"))),
+            };
+        for (index, raw) in entries.into_iter().enumerate() {
             match read_message(raw.get()) {
                 // Without a lease id a message cannot be settled: report it, don't hand
                 // it out as if it could be.
@@ -105,6 +142,10 @@ impl<'de> Deserialize<'de> for PullResult {
 }
 
 fn read_message(raw: &str) -> Result<PulledMessage, String> {
+    if let Ok(m) = serde_json::from_str(raw) {
+        return Ok(m);
+    }
+    // Only a failure pays for tracking the path, to name the field.
     let mut de = serde_json::Deserializer::from_str(raw);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

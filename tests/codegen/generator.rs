@@ -15,7 +15,7 @@
 //!   `src/codec.rs` accept both `5` and `5.0`.
 //! * `x-rust-field` renames a field (the wire name is kept through `serde(rename)`),
 //!   `x-rust-variant` names a union variant, `x-rust-handwritten` skips a schema that
-//!   lives in handwritten code, `x-rust-op` names an operation constant and
+//!   lives in handwritten code (`x-rust-default: true` when that type implements `Default`), `x-rust-op` names an operation constant and
 //!   `x-idempotent` overrides the method's default idempotency.
 //! * A property that refers to a handwritten schema marked `nullable: true` keeps
 //!   "absent" (`None`) apart from "sent as null" (`Some` of the handwritten type, which
@@ -110,6 +110,12 @@ impl<'a> Spec<'a> {
                 }
                 Ok(true)
             }
+            // A handwritten type says so when it implements `Default`.
+            Kind::Handwritten => Ok(self
+                .schema(name)?
+                .get("x-rust-default")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)),
             _ => Ok(false),
         }
     }
