@@ -453,6 +453,13 @@ impl Delivery {
         }
     }
 
+    /// [`decide`](Self::decide) when nobody will await the answer.
+    pub(crate) fn decide_detached(mut self, decision: Decision) {
+        if let Some(ticket) = self.ticket.take() {
+            ticket.settle_detached(decision);
+        }
+    }
+
     pub(crate) fn decide(mut self, decision: Decision) -> Settled {
         match self.ticket.take() {
             Some(ticket) => ticket.settle(decision),

@@ -4,6 +4,7 @@
 use super::config::ShutdownMode;
 use super::core::Core;
 use super::decision::{Command, Decision, Settlement, panic_message};
+use super::delivery::Delivery;
 use super::handout::{Handout, Item};
 use super::puller::Pool;
 use super::report::{ConsumerState, Counters, ShutdownReport, Stats};
@@ -332,6 +333,38 @@ impl Engine {
         self.core.stop_extending();
         if let Some(task) = lock(&self.tasks).extender.take() {
             task.abort();
+        }
+    }
+
+    /// Whether a delivery may go to the application now. Once shutdown has begun nothing
+    /// is handed out (it is released); a delivery with less lease left than the margin
+    /// is released too, rather than started on a lease about to run out.
+    pub(crate) fn admissible(&self, d: Delivery, now: Instant) -> Option<Delivery> {
+        let core = &self.core;
+        if core.is_shutting_down() {
+            d.decide_detached(Decision::Release);
+            return None;
+        }
+        // Not yet extended: the deadline it arrived with is current.
+        let remaining = d.first_deadline().saturating_duration_since(now);
+        if remaining < core.cfg.lease_margin {
+            tracing::debug!(
+                message_id = d.id(),
+                "lease nearly spent before dispatch; releasing"
+            );
+            d.decide_detached(Decision::ExpiredBeforeDispatch);
+            return None;
+        }
+        Some(d)
+    }
+
+    /// Marks deliveries as in the application's hands: their leases are extended from
+    /// now on.
+    pub(crate) fn handed_out<'a>(&self, deliveries: impl IntoIterator<Item = &'a Delivery>) {
+        if let Some(ext) = self.core.cfg.extension {
+            self.core
+                .ledger
+                .hand_out_many(deliveries.into_iter().filter_map(Delivery::key), ext.margin);
         }
     }
 

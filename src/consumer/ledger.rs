@@ -178,8 +178,8 @@ impl Ledger {
         self.slots.close();
     }
 
-    /// Enters a delivery, using a reserved slot. `leased_at` is when its lease began;
-    /// `message_id` is needed only if its lease will be extended.
+    /// Enters one delivery (tests; the puller enters a pull at a time).
+    #[cfg(test)]
     pub(crate) fn enter(
         &self,
         lease_id: String,
@@ -187,44 +187,71 @@ impl Ledger {
         leased_at: Instant,
         deadline: Instant,
     ) -> Key {
-        let mut t = self.lock();
-        let key = t.next_key;
-        t.next_key += 1;
-        t.entered += 1;
-        t.entries.insert(
-            key,
-            Entry {
-                lease_id,
-                deadline,
-                message_id,
-                leased_at,
-                handed_out: false,
-                extending: false,
-                refused: false,
-            },
-        );
-        key
+        self.enter_many(std::iter::once((lease_id, message_id)), leased_at, deadline)[0]
     }
 
-    /// The delivery reached the application: its lease is extended from now on. Wakes
-    /// the extender if this lease is due before it planned to look again.
-    pub(crate) fn hand_out(&self, key: Key, margin: Duration) {
+    /// Enters a pull's deliveries under one lock: `(lease id, message id)` each, all
+    /// leased at `leased_at` until `deadline`. The keys come back in the same order.
+    pub(crate) fn enter_many(
+        &self,
+        leases: impl ExactSizeIterator<Item = (String, String)>,
+        leased_at: Instant,
+        deadline: Instant,
+    ) -> Vec<Key> {
+        let mut keys = Vec::with_capacity(leases.len());
         let mut t = self.lock();
-        let Some(e) = t.entries.get_mut(&key) else {
-            return;
-        };
-        e.handed_out = true;
-        let due = e.deadline.checked_sub(margin).unwrap_or(e.deadline);
-        if t.extender_wake.is_none_or(|wake| due < wake) {
-            t.extender_wake = Some(due);
-            drop(t);
-            self.extension_due.notify_one();
+        t.entries.reserve(leases.len());
+        for (lease_id, message_id) in leases {
+            let key = t.next_key;
+            t.next_key += 1;
+            t.entered += 1;
+            t.entries.insert(
+                key,
+                Entry {
+                    lease_id,
+                    deadline,
+                    message_id,
+                    leased_at,
+                    handed_out: false,
+                    extending: false,
+                    refused: false,
+                },
+            );
+            keys.push(key);
         }
+        keys
+    }
+
+    /// The deliveries reached the application: their leases are extended from now on.
+    /// One lock for the whole batch. Wakes the extender if one of these leases is due
+    /// before it planned to look again.
+    pub(crate) fn hand_out_many(&self, keys: impl Iterator<Item = Key>, margin: Duration) {
+        let mut t = self.lock();
+        let mut earliest: Option<Instant> = None;
+        for key in keys {
+            if let Some(e) = t.entries.get_mut(&key) {
+                e.handed_out = true;
+                let due = e.deadline.checked_sub(margin).unwrap_or(e.deadline);
+                earliest = Some(earliest.map_or(due, |d| d.min(due)));
+            }
+        }
+        if let Some(due) = earliest {
+            if t.extender_wake.is_none_or(|wake| due < wake) {
+                t.extender_wake = Some(due);
+                drop(t);
+                self.extension_due.notify_one();
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn hand_out(&self, key: Key, margin: Duration) {
+        self.hand_out_many(std::iter::once(key), margin);
     }
 
     /// When the next lease is due for extension (its deadline minus `margin`), among
     /// handed-out entries within `max_lease` of their first lease; the extender sleeps
-    /// until then (or until woken by [`Ledger::hand_out`]).
+    /// until then (or until woken by [`Ledger::hand_out_many`]).
     pub(crate) fn next_extension(&self, margin: Duration, max_lease: Duration) -> Option<Instant> {
         let mut t = self.lock();
         let next = t
@@ -236,7 +263,7 @@ impl Ledger {
         next
     }
 
-    /// Waits for [`Ledger::hand_out`] to say an earlier lease is due.
+    /// Waits for [`Ledger::hand_out_many`] to say an earlier lease is due.
     pub(crate) async fn extension_wakeup(&self) {
         self.extension_due.notified().await;
     }

@@ -293,18 +293,19 @@ fn intake(
         });
         false
     };
+    let mut admitted = Vec::with_capacity(deliverable.min(reserved));
     for m in messages {
         if take_slot(&m.lease_id) {
-            let (msg, problem) = ReceivedMessage::from_pulled(m, deadline);
-            admit(core, handout, msg, problem, leased_at, deadline);
+            admitted.push(ReceivedMessage::from_pulled(m, deadline));
         }
     }
     for r in settleable {
         if take_slot(r.lease_id.as_deref().unwrap_or_default()) {
             let (msg, problem) = ReceivedMessage::from_rejected(r, deadline);
-            admit(core, handout, msg, Some(problem), leased_at, deadline);
+            admitted.push((msg, Some(problem)));
         }
     }
+    admit(core, handout, admitted, leased_at, deadline);
     if extra > 0 {
         tracing::warn!(
             asked = reserved,
@@ -314,45 +315,60 @@ fn intake(
     }
 }
 
-/// Enters a message in the ledger (on a slot the caller holds) and hands it out, unless
-/// its body is undecodable and the decode-error policy settles it on the spot.
+/// Enters a pull's messages in the ledger (on slots the caller holds; one lock for the
+/// lot) and hands them out together, except those whose body is undecodable and that the
+/// decode-error policy settles on the spot.
 fn admit(
     core: &Arc<Core>,
     handout: &Handout,
-    mut msg: ReceivedMessage,
-    problem: Option<Error>,
+    messages: Vec<(ReceivedMessage, Option<Error>)>,
     leased_at: Instant,
     deadline: Instant,
 ) {
-    Counters::add(&core.counters.pulled, 1);
+    if messages.is_empty() {
+        return;
+    }
+    Counters::add(&core.counters.pulled, messages.len() as u64);
     // The message id is kept only to match new lease ids after an extension.
-    let message_id = if core.cfg.extension.is_some() {
-        msg.id().to_owned()
-    } else {
-        String::new()
-    };
-    let key = core
-        .ledger
-        .enter(msg.lease_id().to_owned(), message_id, leased_at, deadline);
-    msg.follow_lease(core.clone(), key);
-    let delivery = Delivery::new(msg, Ticket::new(core.clone(), key));
-    if let Some(problem) = problem {
-        Counters::add(&core.counters.decode_errors, 1);
-        tracing::warn!(message_id = delivery.id(), error = %problem, policy = ?core.cfg.on_decode_error, "undecodable message");
-        let decision = match core.cfg.on_decode_error {
-            DecodeErrorPolicy::Deliver => None,
-            DecodeErrorPolicy::Retry(delay) => Some(Decision::retry(Some(delay))),
-            DecodeErrorPolicy::Release => Some(Decision::Release),
-            DecodeErrorPolicy::Discard => Some(Decision::Ack),
-        };
-        if let Some(decision) = decision {
-            drop(delivery.decide(decision));
-            return;
+    let extending = core.cfg.extension.is_some();
+    let keys = core.ledger.enter_many(
+        messages.iter().map(|(msg, _)| {
+            let id = if extending {
+                msg.id().to_owned()
+            } else {
+                String::new()
+            };
+            (msg.lease_id().to_owned(), id)
+        }),
+        leased_at,
+        deadline,
+    );
+    let stopping = core.stopping();
+    let mut out = Vec::with_capacity(messages.len());
+    for ((mut msg, problem), key) in messages.into_iter().zip(keys) {
+        msg.follow_lease(core.clone(), key);
+        let delivery = Delivery::new(msg, Ticket::new(core.clone(), key));
+        if let Some(problem) = problem {
+            Counters::add(&core.counters.decode_errors, 1);
+            tracing::warn!(message_id = delivery.id(), error = %problem, policy = ?core.cfg.on_decode_error, "undecodable message");
+            let decision = match core.cfg.on_decode_error {
+                DecodeErrorPolicy::Deliver => None,
+                DecodeErrorPolicy::Retry(delay) => Some(Decision::retry(Some(delay))),
+                DecodeErrorPolicy::Release => Some(Decision::Release),
+                DecodeErrorPolicy::Discard => Some(Decision::Ack),
+            };
+            if let Some(decision) = decision {
+                delivery.decide_detached(decision);
+                continue;
+            }
+        }
+        if stopping {
+            delivery.decide_detached(Decision::Release);
+        } else {
+            out.push(delivery);
         }
     }
-    if core.stopping() {
-        drop(delivery.release());
-    } else {
-        handout.push(Item::Delivery(delivery));
+    if !out.is_empty() {
+        handout.push(Item::Deliveries(out));
     }
 }

@@ -39,7 +39,6 @@ impl PullConsumer {
         F: Future<Output = O> + Send + 'static,
         O: IntoOutcome + Send + 'static,
     {
-        use futures::StreamExt as _;
         let engine = self.engine.clone();
         let handler = Arc::new(handler);
         let times = Arc::new(HandlerTimes::new(&engine.core.queue_id));
@@ -54,15 +53,26 @@ impl PullConsumer {
         }
         let mut next = 0;
         let mut fatal = None;
-        while let Some(item) = stream.next().await {
+        // Whole batches rather than one delivery at a time: the hand-out queue, the
+        // ledger and the lanes are paid for once per pull.
+        let max = engine.core.cfg.max_in_flight.max(1);
+        while let Some(item) = futures::future::poll_fn(|cx| stream.poll_batch(cx, max)).await {
             match item {
-                Ok(delivery) => {
+                Ok(batch) => {
                     // The ledger's slots already bound how many run at once; the lanes
-                    // only spread them over threads.
-                    if let Err(mpsc::error::SendError(delivery)) = lanes[next].send(delivery) {
-                        drop(delivery);
+                    // only spread them over threads, in even shares.
+                    let share = batch.len().div_ceil(lanes.len());
+                    let mut batch = batch.into_iter();
+                    loop {
+                        let chunk: Vec<Delivery> = batch.by_ref().take(share).collect();
+                        if chunk.is_empty() {
+                            break;
+                        }
+                        // A closed lane (its worker gone) drops the chunk, which
+                        // releases its messages.
+                        let _ = lanes[next].send(chunk);
+                        next = (next + 1) % lanes.len();
                     }
-                    next = (next + 1) % lanes.len();
                 }
                 Err(err) => fatal = Some(err),
             }
@@ -91,7 +101,7 @@ fn worker_count() -> usize {
 /// Runs the handlers of the deliveries it is given, all concurrently, until its lane
 /// closes and they have finished.
 async fn worker<H, F, O>(
-    mut lane: mpsc::UnboundedReceiver<Delivery>,
+    mut lane: mpsc::UnboundedReceiver<Vec<Delivery>>,
     engine: Arc<Engine>,
     handler: Arc<H>,
     times: Arc<HandlerTimes>,
@@ -114,14 +124,18 @@ async fn worker<H, F, O>(
                 running.clear();
                 // Whatever still arrives cannot start (shutdown closed the gate): it
                 // is released as it is dropped.
-                while let Some(d) = lane.recv().await {
-                    drop(d);
+                while let Some(chunk) = lane.recv().await {
+                    drop(chunk);
                 }
                 return;
             }
             Some(()) = running.next(), if !running.is_empty() => {}
-            delivery = lane.recv() => match delivery {
-                Some(d) => running.push(run_handler(engine.clone(), handler.clone(), times.clone(), d)),
+            chunk = lane.recv() => match chunk {
+                Some(chunk) => {
+                    for d in chunk {
+                        running.push(run_handler(&engine, &*handler, &times, d));
+                    }
+                }
                 None => break,
             },
         }
@@ -137,52 +151,69 @@ async fn aborted(mut abort: tokio::sync::watch::Receiver<bool>) {
     let _ = abort.wait_for(|a| *a).await.map(|_| ());
 }
 
-async fn run_handler<H, F, O>(
-    engine: Arc<Engine>,
-    handler: Arc<H>,
-    times: Arc<HandlerTimes>,
+/// One handler run: borrows what every run shares from its worker, which outlives them,
+/// so that starting a handler costs no reference counting.
+///
+/// The handler is called, and its future built, right here rather than at the first
+/// poll: the returned future then holds the handler's future only, not also the
+/// message and delivery it was built from (moving a large future costs per message).
+fn run_handler<'a, H, F, O>(
+    engine: &'a Engine,
+    handler: &'a H,
+    times: &'a HandlerTimes,
     delivery: Delivery,
-) where
+) -> impl Future<Output = ()> + Send + 'a
+where
     H: Fn(ReceivedMessage) -> F + Send + Sync + 'static,
     F: Future<Output = O> + Send + 'static,
     O: IntoOutcome + Send + 'static,
 {
     let (msg, ticket) = delivery.into_parts();
-    let Some(ticket) = ticket else { return };
-    if !engine.enter_handler() {
-        // Shutdown has begun: the ticket is dropped, which releases the message.
-        return;
+    // Without a ticket, or once shutdown has begun, nothing runs: the ticket is
+    // dropped, which releases the message.
+    let started = ticket.filter(|_| engine.enter_handler()).map(|ticket| {
+        let running = HandlerGuard(engine);
+        let (id, attempts) = (msg.id().to_owned(), msg.attempts());
+        // At INFO, so that a handler's own events carry the message id and attempts.
+        let span = tracing::info_span!("cfq.handle", message_id = %id, attempts);
+        // A panic while building the future is a failure like an `Err`.
+        let fut = span
+            .in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| handler(msg))))
+            .map_err(|p| Failure::Panic(panic_message(p.as_ref())));
+        (running, id, attempts, span, fut, ticket)
+    });
+    async move {
+        let Some((_running, id, attempts, span, fut, ticket)) = started else {
+            return;
+        };
+        let started = tokio::time::Instant::now();
+        // Cancelled by shutdown (the worker drops this future): dropping the ticket
+        // releases the message.
+        let result = match fut {
+            Ok(fut) => match AssertUnwindSafe(fut)
+                .catch_unwind()
+                .instrument(span.clone())
+                .await
+            {
+                Ok(out) => out.into_outcome().map_err(Failure::Error),
+                Err(p) => Err(Failure::Panic(panic_message(p.as_ref()))),
+            },
+            Err(failure) => Err(failure),
+        };
+        times.record(result.as_ref().ok().copied(), started.elapsed());
+        let decision = match result {
+            Ok(outcome) => Decision::from(outcome),
+            Err(failure) => span.in_scope(|| {
+                decision::failed(&engine.core.cfg.handler_backoff, &id, attempts, &failure)
+            }),
+        };
+        ticket.settle_detached(decision);
     }
-    let _running = HandlerGuard(engine.clone());
-    let (id, attempts) = (msg.id().to_owned(), msg.attempts());
-    // At INFO, so that a handler's own events carry the message id and attempts.
-    let span = tracing::info_span!("cfq.handle", message_id = %id, attempts);
-    // A panic, whether building the future or running it, is a failure like an `Err`.
-    let work = async move {
-        let fut = std::panic::catch_unwind(AssertUnwindSafe(|| handler(msg)))
-            .map_err(|p| Failure::Panic(panic_message(p.as_ref())))?;
-        match AssertUnwindSafe(fut).catch_unwind().await {
-            Ok(out) => out.into_outcome().map_err(Failure::Error),
-            Err(p) => Err(Failure::Panic(panic_message(p.as_ref()))),
-        }
-    };
-    let started = tokio::time::Instant::now();
-    // Cancelled by shutdown (the worker drops this future): dropping the ticket releases
-    // the message.
-    let result = work.instrument(span.clone()).await;
-    times.record(result.as_ref().ok().copied(), started.elapsed());
-    let decision = match result {
-        Ok(outcome) => Decision::from(outcome),
-        Err(failure) => span.in_scope(|| {
-            decision::failed(&engine.core.cfg.handler_backoff, &id, attempts, &failure)
-        }),
-    };
-    ticket.settle_detached(decision);
 }
 
-struct HandlerGuard(Arc<Engine>);
+struct HandlerGuard<'a>(&'a Engine);
 
-impl Drop for HandlerGuard {
+impl Drop for HandlerGuard<'_> {
     fn drop(&mut self) {
         self.0.leave_handler();
     }

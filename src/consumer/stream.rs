@@ -1,10 +1,9 @@
 //! [`DeliveryStream`]: the consumer as a cancel-safe `Stream` of deliveries.
 
 use super::config::ShutdownMode;
-use super::decision::Decision;
 use super::delivery::Delivery;
 use super::engine::Engine;
-use super::handout::Item;
+use super::handout::Next;
 use super::report::{ConsumerState, Stats};
 use super::shutdown::ShutdownHandle;
 use crate::error::Result;
@@ -50,6 +49,56 @@ impl DeliveryStream {
     }
 }
 
+impl DeliveryStream {
+    fn start_once(&mut self) {
+        if !self.started {
+            self.engine.ensure_started();
+            self.started = true;
+        }
+    }
+
+    /// Up to `max` deliveries at once, in pull order: what [`PullConsumer::run`]
+    /// takes, paying the hand-out queue's and the ledger's cost once per batch rather
+    /// than once per message. `Ok` batches are never empty.
+    ///
+    /// [`PullConsumer::run`]: super::PullConsumer::run
+    pub(crate) fn poll_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<Option<Result<Vec<Delivery>>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        self.start_once();
+        loop {
+            let next = match self.engine.handout.poll_batch(cx, max) {
+                Poll::Ready(next) => next,
+                Poll::Pending => return Poll::Pending,
+            };
+            match next {
+                Some(Next::Deliveries(batch)) => {
+                    let now = tokio::time::Instant::now();
+                    let batch: Vec<Delivery> = batch
+                        .into_iter()
+                        .filter_map(|d| self.engine.admissible(d, now))
+                        .collect();
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    self.engine.handed_out(&batch);
+                    return Poll::Ready(Some(Ok(batch)));
+                }
+                Some(Next::Fatal(err)) => return Poll::Ready(Some(Err(err))),
+                Some(Next::End) | None => {
+                    self.ended = true;
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+}
+
 impl Stream for DeliveryStream {
     type Item = Result<Delivery>;
 
@@ -57,41 +106,22 @@ impl Stream for DeliveryStream {
         if self.ended {
             return Poll::Ready(None);
         }
-        if !self.started {
-            self.engine.ensure_started();
-            self.started = true;
-        }
+        self.start_once();
         loop {
-            let item = match self.engine.handout.poll_next(cx) {
-                Poll::Ready(item) => item,
+            let next = match self.engine.handout.poll_next(cx) {
+                Poll::Ready(next) => next,
                 Poll::Pending => return Poll::Pending,
             };
-            match item {
-                Some(Item::Delivery(d)) if self.engine.core.is_shutting_down() => {
-                    // Shutdown has begun: nothing more is handed out.
-                    drop(d.release());
-                }
-                Some(Item::Delivery(d)) => {
-                    let core = &self.engine.core;
-                    // Not yet extended: the deadline it arrived with is current.
-                    let remaining = d
-                        .first_deadline()
-                        .saturating_duration_since(tokio::time::Instant::now());
-                    if remaining < core.cfg.lease_margin {
-                        tracing::debug!(
-                            message_id = d.id(),
-                            "lease nearly spent before dispatch; releasing"
-                        );
-                        drop(d.decide(Decision::ExpiredBeforeDispatch));
+            match next {
+                Some(Next::Deliveries(d)) => {
+                    let Some(d) = self.engine.admissible(d, tokio::time::Instant::now()) else {
                         continue;
-                    }
-                    if let (Some(ext), Some(key)) = (core.cfg.extension, d.key()) {
-                        core.ledger.hand_out(key, ext.margin);
-                    }
+                    };
+                    self.engine.handed_out([&d]);
                     return Poll::Ready(Some(Ok(d)));
                 }
-                Some(Item::Fatal(err)) => return Poll::Ready(Some(Err(err))),
-                Some(Item::End) | None => {
+                Some(Next::Fatal(err)) => return Poll::Ready(Some(Err(err))),
+                Some(Next::End) | None => {
                     self.ended = true;
                     return Poll::Ready(None);
                 }
