@@ -75,6 +75,33 @@ async fn a_panicking_handler_is_retried_with_the_backoff_not_released() {
     assert_eq!(report.released, 0, "{report:?}");
 }
 
+/// The handler is called when its worker queues it, outside any poll: a panic there
+/// must be caught like one inside the future, not take the worker down.
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_panics_before_returning_its_future_is_retried() {
+    let fake = Fake::with_messages(2);
+    let c = consumer(&fake, builder().handler_backoff(default_backoff()));
+    let handle = c.shutdown_handle();
+    let run = tokio::spawn(c.run(|m| {
+        assert!(m.attempts() > 1, "handler bug before the future");
+        async { Outcome::Ack }
+    }));
+    within(secs(60), async {
+        while fake.retried().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let report = handle.shutdown(ShutdownMode::drain(secs(1))).await;
+    run.await.unwrap().unwrap();
+    assert!(
+        fake.retried().iter().all(|(_, d)| d.is_some_and(|d| d >= secs(7))),
+        "{:?}",
+        fake.retried()
+    );
+    assert_eq!((report.released, report.retried), (0, 2), "{report:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_explicit_retry_keeps_the_consumers_server_side_delay() {
     let fake = Fake::with_messages(1);
