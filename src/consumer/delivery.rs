@@ -20,7 +20,8 @@ use tokio::time::Instant;
 /// bodies are kept as they are.
 #[derive(Clone)]
 pub struct ReceivedMessage {
-    id: String,
+    /// Shared with the ledger and the handler's log context rather than copied.
+    id: Arc<str>,
     lease_id: String,
     attempts: u32,
     timestamp_ms: u64,
@@ -73,7 +74,7 @@ impl ReceivedMessage {
             }
         };
         let msg = ReceivedMessage {
-            id: m.id,
+            id: m.id.into(),
             lease_id: m.lease_id,
             attempts: m.attempts,
             timestamp_ms: m.timestamp_ms,
@@ -98,7 +99,7 @@ impl ReceivedMessage {
             BodyErrorKind::Malformed(r.reason.clone()),
         );
         let msg = ReceivedMessage {
-            id,
+            id: id.into(),
             lease_id: r.lease_id.unwrap_or_default(),
             attempts: r.attempts.unwrap_or(0),
             timestamp_ms: 0,
@@ -142,7 +143,7 @@ impl ReceivedMessage {
         };
         ReceivedMessage {
             lease_id: format!("test-lease-{id}"),
-            id,
+            id: id.into(),
             attempts,
             timestamp_ms,
             content_type,
@@ -156,6 +157,11 @@ impl ReceivedMessage {
     /// The message id: stable across redeliveries, so use it to make processing idempotent.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The id, shared rather than copied.
+    pub(crate) fn shared_id(&self) -> Arc<str> {
+        self.id.clone()
     }
 
     /// The lease id this delivery arrived with (see also

@@ -191,7 +191,7 @@ fn apply(core: &Core, batch: &[Due], answer: &crate::models::ExtendResult, deadl
     let sent: Vec<(String, Option<String>)> = batch
         .iter()
         .map(|d| {
-            let id = (!d.message_id.is_empty()).then(|| d.message_id.clone());
+            let id = (!d.message_id.is_empty()).then(|| d.message_id.to_string());
             (d.lease_id.clone(), id)
         })
         .collect();

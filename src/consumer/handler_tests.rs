@@ -95,7 +95,9 @@ async fn a_handler_that_panics_before_returning_its_future_is_retried() {
     let report = handle.shutdown(ShutdownMode::drain(secs(1))).await;
     run.await.unwrap().unwrap();
     assert!(
-        fake.retried().iter().all(|(_, d)| d.is_some_and(|d| d >= secs(7))),
+        fake.retried()
+            .iter()
+            .all(|(_, d)| d.is_some_and(|d| d >= secs(7))),
         "{:?}",
         fake.retried()
     );

@@ -22,7 +22,7 @@
 //!   release-before-dispatch margin instead.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
@@ -37,8 +37,9 @@ pub(crate) struct Entry {
     pub(crate) lease_id: String,
     /// When its lease ends.
     pub(crate) deadline: Instant,
-    /// The message's id, to match new lease ids to it (empty when extension is off).
-    message_id: String,
+    /// The message's id, to match new lease ids to it; shared with the delivery, not
+    /// copied.
+    message_id: Arc<str>,
     /// When it was first leased: `max_lease` counts from here.
     leased_at: Instant,
     /// Handed to the application: from now on its lease is extended.
@@ -54,7 +55,7 @@ pub(crate) struct Entry {
 pub(crate) struct Due {
     pub(crate) key: Key,
     pub(crate) lease_id: String,
-    pub(crate) message_id: String,
+    pub(crate) message_id: Arc<str>,
     /// When its lease runs out if it is not extended.
     pub(crate) deadline: Instant,
 }
@@ -183,18 +184,19 @@ impl Ledger {
     pub(crate) fn enter(
         &self,
         lease_id: String,
-        message_id: String,
+        message_id: impl Into<Arc<str>>,
         leased_at: Instant,
         deadline: Instant,
     ) -> Key {
-        self.enter_many(std::iter::once((lease_id, message_id)), leased_at, deadline)[0]
+        let leases = std::iter::once((lease_id, message_id.into()));
+        self.enter_many(leases, leased_at, deadline)[0]
     }
 
     /// Enters a pull's deliveries under one lock: `(lease id, message id)` each, all
     /// leased at `leased_at` until `deadline`. The keys come back in the same order.
     pub(crate) fn enter_many(
         &self,
-        leases: impl ExactSizeIterator<Item = (String, String)>,
+        leases: impl ExactSizeIterator<Item = (String, Arc<str>)>,
         leased_at: Instant,
         deadline: Instant,
     ) -> Vec<Key> {
@@ -575,8 +577,8 @@ mod extension_tests {
     async fn max_lease_ends_extension_and_the_window_groups_nearby_leases() {
         let l = Ledger::new(3);
         let now = Instant::now();
-        let a = l.enter("a".into(), "ma".into(), now, now + Duration::from_secs(30));
-        let b = l.enter("b".into(), "mb".into(), now, now + Duration::from_secs(34));
+        let a = l.enter("a".into(), "ma", now, now + Duration::from_secs(30));
+        let b = l.enter("b".into(), "mb", now, now + Duration::from_secs(34));
         l.hand_out(a, MARGIN);
         l.hand_out(b, MARGIN);
         let at = now + Duration::from_secs(20);
@@ -588,7 +590,7 @@ mod extension_tests {
         );
         let short = Duration::from_secs(15);
         let l = Ledger::new(1);
-        let c = l.enter("c".into(), "mc".into(), now, now + Duration::from_secs(30));
+        let c = l.enter("c".into(), "mc", now, now + Duration::from_secs(30));
         l.hand_out(c, MARGIN);
         assert_eq!(l.next_extension(MARGIN, short), None, "due after max_lease");
         assert!(l.take_due(at, MARGIN, window, short).is_empty());

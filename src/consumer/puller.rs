@@ -329,17 +329,11 @@ fn admit(
         return;
     }
     Counters::add(&core.counters.pulled, messages.len() as u64);
-    // The message id is kept only to match new lease ids after an extension.
-    let extending = core.cfg.extension.is_some();
+    // The message id matches new lease ids to messages after an extension.
     let keys = core.ledger.enter_many(
-        messages.iter().map(|(msg, _)| {
-            let id = if extending {
-                msg.id().to_owned()
-            } else {
-                String::new()
-            };
-            (msg.lease_id().to_owned(), id)
-        }),
+        messages
+            .iter()
+            .map(|(msg, _)| (msg.lease_id().to_owned(), msg.shared_id())),
         leased_at,
         deadline,
     );

@@ -173,7 +173,7 @@ where
     // dropped, which releases the message.
     let started = ticket.filter(|_| engine.enter_handler()).map(|ticket| {
         let running = HandlerGuard(engine);
-        let (id, attempts) = (msg.id().to_owned(), msg.attempts());
+        let (id, attempts) = (msg.shared_id(), msg.attempts());
         // At INFO, so that a handler's own events carry the message id and attempts.
         let span = tracing::info_span!("cfq.handle", message_id = %id, attempts);
         // A panic while building the future is a failure like an `Err`.
