@@ -100,6 +100,7 @@
 //! `queue_delivery_paused`), 11013 unknown consumer or subscription. Clients should key
 //! on the status, as the docs do.
 
+mod control;
 mod faults;
 mod ledger;
 mod server;
@@ -261,6 +262,9 @@ pub enum MessageEventKind {
 /// Counts over a queue's ledger ([`Emulator::summary`]): every message it has held,
 /// by state, and what happened to them. Cheap to take even for a million messages: no
 /// body is copied.
+///
+/// Serialised as the control API's `GET /__emulator/queues/{queue_id}/summary` answers
+/// it (see [`EmulatorBuilder::control_api`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct QueueSummary {
@@ -477,6 +481,8 @@ pub(crate) struct Shared {
     faults_installed: AtomicBool,
     /// Requests per operation, in the order of `ops::ALL`.
     requests: Vec<AtomicU64>,
+    /// Serve the control routes (`/__emulator/…`).
+    control_api: bool,
 }
 
 impl Shared {
@@ -548,6 +554,7 @@ pub struct EmulatorBuilder {
     latency: Latency,
     rate_limit: Option<u32>,
     port: u16,
+    control_api: bool,
 }
 
 impl Default for EmulatorBuilder {
@@ -559,6 +566,7 @@ impl Default for EmulatorBuilder {
             latency: Latency::default(),
             rate_limit: None,
             port: 0,
+            control_api: false,
         }
     }
 }
@@ -608,6 +616,33 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Serves the control API as well (off by default): routes under `/__emulator/` that
+    /// let another process do what the [`Emulator`] handle does in this one, with the
+    /// same credentials as the REST routes. The bodies are JSON:
+    ///
+    /// * `POST /__emulator/queues/{queue_id}/seed` with `{"messages": [{"content_type":
+    ///   "text", "body": "…"}, {"content_type": "json" | "bytes" | "v8", "body_base64":
+    ///   "…"}, …]}` (each may add `"delay_ms": n`) seeds them, as [`Emulator::seed`]
+    ///   does, and answers `{"ids": […]}`;
+    /// * `GET /__emulator/queues/{queue_id}/summary` answers the queue's
+    ///   [`QueueSummary`];
+    /// * `GET /__emulator/queues/{queue_id}/bodies?prefix=N` answers `{"bodies": […]}`:
+    ///   the first `N` bytes of every payload the queue has held (all of it without
+    ///   `prefix`), as UTF-8 (invalid sequences replaced), in the order of
+    ///   [`Emulator::messages`];
+    /// * `GET /__emulator/requests` answers `{"by_operation": {"<operation id>": n, …},
+    ///   "total": n}`, as [`Emulator::requests_by_operation`] counts them.
+    ///
+    /// Errors come in the REST API's envelope: 401 / 10106 without valid credentials,
+    /// 404 / 10104 for an unknown queue, 400 for a body it cannot read. Control requests
+    /// are not counted among the requests, and take no latency or faults. The
+    /// `cloudflare-queues-emulator` program turns this on with `--control`.
+    #[must_use]
+    pub fn control_api(mut self, on: bool) -> Self {
+        self.control_api = on;
+        self
+    }
+
     /// Binds 127.0.0.1 and starts serving on the current Tokio runtime.
     pub async fn start(self) -> std::io::Result<Emulator> {
         let clock = Clock::new();
@@ -624,6 +659,7 @@ impl EmulatorBuilder {
             latency: Mutex::new(self.latency),
             faults_installed: AtomicBool::new(false),
             requests: crate::ops::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            control_api: self.control_api,
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
         let addr = listener.local_addr()?;

@@ -4,7 +4,7 @@
 //! envelope.
 
 use super::state::{Reject, code};
-use super::{Fault, Shared, wire};
+use super::{Fault, Shared, control, wire};
 use crate::models::{
     AckRequest, BatchRequest, ConsumerRequest, CreateQueueRequest, CreateSubscriptionRequest,
     ExtendRequest, Message, PeekRequest, PullRequest, PurgeMessagesRequest, PurgeQueueRequest,
@@ -72,11 +72,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         api = api.route(path, routes);
     }
     // Serve under the real API's prefix, and without it for convenience.
-    Router::new()
-        .nest("/client/v4", api.clone())
-        .merge(api)
-        .fallback(no_route)
-        .with_state(shared)
+    let mut app = Router::new().nest("/client/v4", api.clone()).merge(api);
+    if shared.control_api {
+        app = app.merge(control::routes());
+    }
+    app.fallback(no_route).with_state(shared)
 }
 
 pub(crate) async fn no_route() -> Response {

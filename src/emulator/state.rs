@@ -1570,6 +1570,17 @@ impl World {
         self.queues.get(qid).map(|q| summarize(&q.records, now))
     }
 
+    /// The first `prefix` bytes of every payload the queue has held, in order of
+    /// arrival, as lossy UTF-8; `None` when no queue has that id.
+    pub(crate) fn body_prefixes(&mut self, qid: &str, prefix: usize) -> Option<Vec<String>> {
+        self.queues.get(qid).map(|q| {
+            q.records
+                .iter()
+                .map(|r| String::from_utf8_lossy(&r.body[..prefix.min(r.body.len())]).into_owned())
+                .collect()
+        })
+    }
+
     pub(crate) fn queue_id_by_name(&self, name: &str) -> Option<String> {
         self.by_name.get(name).cloned()
     }
