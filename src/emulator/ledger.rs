@@ -1,8 +1,9 @@
 //! The ledger: one compact record per message a queue has held, from which the public
 //! [`MessageInfo`] values are built on demand.
 //!
-//! A record holds the payload once (an `Arc<[u8]>`, shared with a dead-letter queue's
-//! record of the same message and with pulls being written out), the id as 16 bytes, the
+//! A record holds the payload once (a `Bytes`: a slice of one buffer per push request,
+//! shared with a dead-letter queue's record of the same message and with pulls being
+//! written out), the id as 16 bytes, the
 //! content type as an index into a table of names, and a history of small fixed-size
 //! events; its first event (published) is implied by the record itself. Nothing here
 //! stores a message's wire form: pulls encode it when they write their response.
@@ -13,6 +14,7 @@
 
 use super::faults::Rng;
 use super::{MessageEvent, MessageEventKind, MessageInfo, MessageState};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -349,7 +351,7 @@ impl Event {
 pub(crate) struct Record {
     /// The payload: a `text` body's UTF-8, a `json` body's JSON text, other bodies as
     /// published.
-    pub(crate) body: Arc<[u8]>,
+    pub(crate) body: Bytes,
     pub(crate) id: MessageId,
     /// Publish time (for a dead-lettered message, its first publish).
     pub(crate) published_ms: u64,
@@ -382,7 +384,7 @@ impl Record {
     /// deliverable from `at`.
     pub(crate) fn new(
         id: MessageId,
-        body: Arc<[u8]>,
+        body: Bytes,
         content_type: u32,
         published_ms: u64,
         delay: Duration,

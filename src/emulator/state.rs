@@ -29,6 +29,7 @@ use crate::models::{
     UpdateQueueRequest, UpdateSubscriptionRequest, WorkerConsumer,
 };
 use base64::Engine as _;
+use bytes::Bytes;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -103,7 +104,7 @@ const DEFAULT_MAX_RETRIES: u32 = 3;
 #[derive(Debug)]
 struct DeadLetter {
     id: MessageId,
-    body: Arc<[u8]>,
+    body: Bytes,
     content_type: u32,
     published_ms: u64,
 }
@@ -111,7 +112,7 @@ struct DeadLetter {
 /// A message as published, ready to store: the payload decoded from its wire form.
 #[derive(Debug)]
 pub(crate) struct Incoming {
-    pub(crate) body: Arc<[u8]>,
+    pub(crate) body: Bytes,
     /// `TEXT` or `JSON`.
     pub(crate) content_type: u32,
     pub(crate) delay: Option<Duration>,
@@ -120,14 +121,14 @@ pub(crate) struct Incoming {
 impl Incoming {
     /// The stored form of a REST message, or why it is refused.
     pub(crate) fn from_message(m: &Message) -> Outcome<Incoming> {
-        let (body, content_type): (Arc<[u8]>, u32) = match (&m.content_type, &m.body) {
+        let (body, content_type): (Bytes, u32) = match (&m.content_type, &m.body) {
             (PushContentType::Text, serde_json::Value::String(s)) => {
-                (Arc::from(s.as_bytes()), TEXT)
+                (Bytes::copy_from_slice(s.as_bytes()), TEXT)
             }
             (PushContentType::Text, _) => return Err(text_needs_string()),
             (PushContentType::Json, body) => {
                 let raw = serde_json::to_vec(body).map_err(|e| Reject::invalid(e.to_string()))?;
-                (Arc::from(raw), JSON)
+                (Bytes::from(raw), JSON)
             }
             (other, _) => return Err(unknown_content_type(other.as_str())),
         };
@@ -193,7 +194,7 @@ pub(crate) struct Delivery {
     pub(crate) lease: [u64; 3],
     pub(crate) attempts: u32,
     pub(crate) timestamp_ms: u64,
-    pub(crate) body: Arc<[u8]>,
+    pub(crate) body: Bytes,
     pub(crate) content_type: TypeName,
 }
 
@@ -1113,9 +1114,9 @@ impl World {
         let q = self.queue(qid, now)?;
         for ((m, id), content_type) in messages.into_iter().zip(&ids).zip(types) {
             // A text body is UTF-8 on the wire: invalid sequences become U+FFFD.
-            let body: Arc<[u8]> = match String::from_utf8_lossy(&m.payload) {
-                Cow::Owned(fixed) if content_type == TEXT => Arc::from(fixed.into_bytes()),
-                _ => Arc::from(m.payload),
+            let body = match String::from_utf8_lossy(&m.payload) {
+                Cow::Owned(fixed) if content_type == TEXT => Bytes::from(fixed.into_bytes()),
+                _ => Bytes::from(m.payload),
             };
             let at = now.saturating_add(millis(m.delay));
             q.insert(Record::new(*id, body, content_type, now, m.delay, at));
