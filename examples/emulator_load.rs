@@ -21,8 +21,7 @@
 
 use cloudflare_queues::consumer::{Outcome, ShutdownMode};
 use cloudflare_queues::{Client, QueueHandle};
-use futures::StreamExt as _;
-use futures::stream::FuturesUnordered;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 #[path = "support/emulator_process.rs"]
@@ -73,9 +72,15 @@ fn parse_args() -> Result<Args, String> {
 }
 
 /// A text body of `len` bytes that names its message: `load 00000042 xxxx…`.
-fn body(i: usize, len: usize) -> String {
-    let mut text = format!("load {i:08} ");
-    text.extend(std::iter::repeat_n('x', len.saturating_sub(text.len())));
+fn body(i: usize, len: usize, filler: &str) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(len);
+    let _ = write!(text, "load {i:08} ");
+    text.push_str(
+        filler
+            .get(..len.saturating_sub(text.len()))
+            .unwrap_or_default(),
+    );
     text
 }
 
@@ -93,27 +98,29 @@ async fn fresh_queue(
     Ok(queue)
 }
 
-/// Publishes `n` bodies through one `Publisher`, keeping up to 5,000 outcomes pending (under the
-/// Publisher's flow-control limit, so that no publish waits for room).
-/// Returns how many failed.
+/// Publishes `n` bodies through one `Publisher`, keeping up to 5,000 outcomes pending
+/// (under the Publisher's flow-control limit, so that no publish waits for room) and
+/// awaiting them in order. Returns how many failed.
 async fn publish_all(
     queue: &QueueHandle,
     n: usize,
     len: usize,
 ) -> Result<usize, Box<dyn std::error::Error>> {
     let publisher = queue.publisher().build()?;
-    let mut pending = FuturesUnordered::new();
+    let filler = "x".repeat(len);
+    let mut pending = VecDeque::with_capacity(5_000);
     let mut failed = 0;
     for i in 0..n {
-        pending.push(publisher.publish(body(i, len)));
+        // Accepted at once (there is room); the future only reports the outcome.
+        pending.push_back(publisher.publish(body(i, len, &filler)));
         if pending.len() >= 5_000 {
-            if let Some(Err(_)) = pending.next().await {
-                failed += 1;
+            if let Some(outcome) = pending.pop_front() {
+                failed += usize::from(outcome.await.is_err());
             }
         }
     }
-    while let Some(outcome) = pending.next().await {
-        failed += usize::from(outcome.is_err());
+    while let Some(outcome) = pending.pop_front() {
+        failed += usize::from(outcome.await.is_err());
     }
     let report = publisher.shutdown().await;
     println!(

@@ -89,20 +89,32 @@ pub async fn serve_if_asked() -> bool {
     };
     let latency = Duration::from_millis(value("--latency-ms").unwrap_or(0));
     let rate_limit = value("--rate-limit").and_then(|r| u32::try_from(r).ok());
-    let emulator = Emulator::builder()
-        .token(DEFAULT_TOKEN)
-        .control_api(true)
-        .latency(Latency::fixed(latency))
-        .rate_limit(rate_limit)
-        .start()
-        .await
-        .expect("the emulator binds a port on 127.0.0.1");
-    println!("{}", emulator.addr().port());
-    // Standard input ends when the parent closes it or exits, however it exits.
-    let _ =
-        tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+    // One thread: the emulator's work is short and serial (one lock), and a second
+    // worker would mostly hand requests back and forth.
+    let serve = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a Tokio runtime");
+        runtime.block_on(async move {
+            let emulator = Emulator::builder()
+                .token(DEFAULT_TOKEN)
+                .control_api(true)
+                .latency(Latency::fixed(latency))
+                .rate_limit(rate_limit)
+                .start()
+                .await
+                .expect("the emulator binds a port on 127.0.0.1");
+            println!("{}", emulator.addr().port());
+            // Standard input ends when the parent closes it or exits, however it exits.
+            let _ = tokio::task::spawn_blocking(|| {
+                std::io::copy(&mut std::io::stdin(), &mut std::io::sink())
+            })
             .await;
-    emulator.shutdown().await;
+            emulator.shutdown().await;
+        });
+    });
+    let _ = tokio::task::spawn_blocking(move || serve.join()).await;
     true
 }
 

@@ -116,7 +116,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{USAGE}");
         return Ok(());
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread: every request's work is short and behind one lock, so a second
+    // worker mostly hands requests back and forth (measured: about 3.7 us of CPU per
+    // message pushed, pulled and acked on one thread, 4.5 us on two).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
