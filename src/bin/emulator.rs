@@ -6,7 +6,9 @@
 //! ```
 //!
 //! It requires the bearer token its banner prints (`emulator-token`, or the one given
-//! with `--token`); `--any-token` accepts any non-empty token instead.
+//! with `--token`); `--any-token` accepts any non-empty token instead. `--control`
+//! serves the control API too (`/__emulator/…`: seeding, ledger summaries, request
+//! counts; see `EmulatorBuilder::control_api`).
 
 use cloudflare_queues::emulator::{
     DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, Emulator, EmulatorBuilder, Latency,
@@ -14,7 +16,8 @@ use cloudflare_queues::emulator::{
 use std::time::Duration;
 
 const USAGE: &str = "usage: cloudflare-queues-emulator [--port N] [--account-id ID] \
-[--token TOKEN | --any-token] [--latency-ms N] [--jitter-ms N] [--rate-limit MSGS_PER_SEC] [--seed N]";
+[--token TOKEN | --any-token] [--latency-ms N] [--jitter-ms N] [--rate-limit MSGS_PER_SEC] [--seed N] \
+[--control]";
 
 /// What the command line asked for.
 #[derive(Debug)]
@@ -23,6 +26,8 @@ struct Options {
     account: String,
     /// The token required, or `None` for any (`--any-token`).
     token: Option<String>,
+    /// Whether the control API is served (`--control`).
+    control: bool,
 }
 
 /// Reads the command line; `Ok(None)` for `--help`.
@@ -31,12 +36,18 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
     let mut account = DEFAULT_ACCOUNT_ID.to_owned();
     let (mut token, mut any_token) = (None::<String>, false);
     let (mut latency_ms, mut jitter_ms) = (0u64, 0u64);
+    let mut control = false;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--help" | "-h" => return Ok(None),
             "--any-token" => {
                 any_token = true;
+                continue;
+            }
+            "--control" => {
+                control = true;
+                builder = builder.control_api(true);
                 continue;
             }
             _ => {}
@@ -96,6 +107,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
         builder,
         account,
         token,
+        control,
     }))
 }
 
@@ -104,7 +116,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{USAGE}");
         return Ok(());
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread: every request's work is short and behind one lock, so a second
+    // worker mostly hands requests back and forth (measured: about 3.7 us of CPU per
+    // message pushed, pulled and acked on one thread, 4.5 us on two).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
@@ -124,6 +139,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("  export CLOUDFLARE_API_TOKEN={}", emulator.token());
                 println!("Any non-empty token is accepted (--any-token).");
             }
+        }
+        if options.control {
+            println!(
+                "Control API (seeding, summaries, request counts) under http://{}/__emulator/",
+                emulator.addr()
+            );
         }
         println!("Press Ctrl-C to stop.");
         tokio::signal::ctrl_c().await?;
@@ -174,6 +195,28 @@ mod tests {
         let options = parse(args(&["--any-token"])).unwrap().unwrap();
         assert_eq!(options.token, None);
         assert!(accepts(&["--any-token"], "whatever").await);
+    }
+
+    /// Starts the emulator the arguments describe and asks its control API for the
+    /// request counts: the status.
+    async fn control_status(list: &[&str]) -> u16 {
+        let options = parse(args(list)).unwrap().unwrap();
+        let emulator = options.builder.start().await.unwrap();
+        reqwest::Client::new()
+            .get(format!("http://{}/__emulator/requests", emulator.addr()))
+            .bearer_auth(DEFAULT_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    #[tokio::test]
+    async fn the_control_api_is_served_only_with_the_control_flag() {
+        assert!(parse(args(&["--control"])).unwrap().unwrap().control);
+        assert_eq!(control_status(&["--control"]).await, 200);
+        assert_eq!(control_status(&[]).await, 404);
     }
 
     #[test]

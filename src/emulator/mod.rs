@@ -100,9 +100,12 @@
 //! `queue_delivery_paused`), 11013 unknown consumer or subscription. Clients should key
 //! on the status, as the docs do.
 
+mod control;
 mod faults;
+mod ledger;
 mod server;
 mod state;
+mod wire;
 
 pub use faults::{Fault, FaultPlan, Latency};
 
@@ -113,7 +116,7 @@ use state::World;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
@@ -256,6 +259,57 @@ pub enum MessageEventKind {
     Expired,
 }
 
+/// Counts over a queue's ledger ([`Emulator::summary`]): every message it has held,
+/// by state, and what happened to them. Cheap to take even for a million messages: no
+/// body is copied.
+///
+/// Serialised as the control API's `GET /__emulator/queues/{queue_id}/summary` answers
+/// it (see [`EmulatorBuilder::control_api`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct QueueSummary {
+    /// Messages the queue has held (its ledger's length).
+    pub messages: u64,
+    /// Messages in each state.
+    pub by_state: StateCounts,
+    /// Messages acknowledged (their `acks` is 1).
+    pub acked_once: u64,
+    /// Acks that arrived after their message was already acknowledged.
+    pub duplicate_acks: u64,
+    /// Leases given by pulls, summed over messages.
+    pub deliveries: u64,
+    /// Deliveries beyond the first, summed over messages delivered at least once.
+    pub redeliveries: u64,
+    /// Explicit retries.
+    pub retries: u64,
+    /// Leases that ran out without an ack or retry.
+    pub expiries: u64,
+    /// Lease extensions granted.
+    pub extensions: u64,
+}
+
+/// Messages per [`MessageState`], as in a [`QueueSummary`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct StateCounts {
+    /// Deliverable now.
+    pub available: u64,
+    /// Deliverable later.
+    pub delayed: u64,
+    /// Leased to a consumer.
+    pub leased: u64,
+    /// Acknowledged.
+    pub acked: u64,
+    /// Moved to the dead-letter queue.
+    pub dead_lettered: u64,
+    /// Deleted after `max_retries` without a dead-letter queue.
+    pub dropped: u64,
+    /// Deleted by a purge.
+    pub purged: u64,
+    /// Deleted when they outlived the retention period.
+    pub expired: u64,
+}
+
 /// A wait helper ([`Emulator::wait_until_acked`], [`Emulator::wait_until_empty`],
 /// [`Emulator::wait_until`]) ran out of time. Its message names the queue, what was
 /// awaited and what the queue held, e.g. ``timed out after 2s waiting for 5
@@ -363,6 +417,23 @@ impl SeedMessage {
         self.delay = delay;
         self
     }
+
+    /// Its content type (`text`, `json`, `bytes`, `v8`, or whatever [`raw`](Self::raw)
+    /// was given).
+    pub fn content_type(&self) -> &str {
+        &self.content_type
+    }
+
+    /// Its payload: a `text` body's UTF-8, a `json` body's JSON text, other bodies as
+    /// given.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Its delay (zero unless [`with_delay`](Self::with_delay) set one).
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
 }
 
 /// The emulator's clock: Tokio's clock (real time, or a paused test clock moved by
@@ -406,7 +477,12 @@ pub(crate) struct Shared {
     /// Woken whenever the state may have changed, for the wait helpers.
     changed: tokio::sync::Notify,
     latency: Mutex<Latency>,
-    requests: Mutex<BTreeMap<&'static str, u64>>,
+    /// Whether a fault plan may be installed: without one, requests skip the plans.
+    faults_installed: AtomicBool,
+    /// Requests per operation, in the order of `ops::ALL`.
+    requests: Vec<AtomicU64>,
+    /// Serve the control routes (`/__emulator/…`).
+    control_api: bool,
 }
 
 impl Shared {
@@ -425,6 +501,27 @@ impl Shared {
     /// Wakes whoever waits for a change of state.
     fn touched(&self) {
         self.changed.notify_waiters();
+    }
+
+    /// Counts a request of `ops::ALL[index]`.
+    fn count_request(&self, index: usize) {
+        if let Some(n) = self.requests.get(index) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests per operation id, those never requested left out.
+    fn requests_by_operation(&self) -> BTreeMap<&'static str, u64> {
+        crate::ops::ALL
+            .iter()
+            .zip(&self.requests)
+            .map(|(op, n)| (op.id, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    fn has_faults(&self) -> bool {
+        self.faults_installed.load(Ordering::Relaxed)
     }
 
     /// The fault, if any, for the next request of `op` about `queue_id`: the queue's own
@@ -457,6 +554,7 @@ pub struct EmulatorBuilder {
     latency: Latency,
     rate_limit: Option<u32>,
     port: u16,
+    control_api: bool,
 }
 
 impl Default for EmulatorBuilder {
@@ -468,6 +566,7 @@ impl Default for EmulatorBuilder {
             latency: Latency::default(),
             rate_limit: None,
             port: 0,
+            control_api: false,
         }
     }
 }
@@ -517,6 +616,33 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Serves the control API as well (off by default): routes under `/__emulator/` that
+    /// let another process do what the [`Emulator`] handle does in this one, with the
+    /// same credentials as the REST routes. The bodies are JSON:
+    ///
+    /// * `POST /__emulator/queues/{queue_id}/seed` with `{"messages": [{"content_type":
+    ///   "text", "body": "…"}, {"content_type": "json" | "bytes" | "v8", "body_base64":
+    ///   "…"}, …]}` (each may add `"delay_ms": n`) seeds them, as [`Emulator::seed`]
+    ///   does, and answers `{"ids": […]}`;
+    /// * `GET /__emulator/queues/{queue_id}/summary` answers the queue's
+    ///   [`QueueSummary`];
+    /// * `GET /__emulator/queues/{queue_id}/bodies?prefix=N` answers `{"bodies": […]}`:
+    ///   the first `N` bytes of every payload the queue has held (all of it without
+    ///   `prefix`), as UTF-8 (invalid sequences replaced), in the order of
+    ///   [`Emulator::messages`];
+    /// * `GET /__emulator/requests` answers `{"by_operation": {"<operation id>": n, …},
+    ///   "total": n}`, as [`Emulator::requests_by_operation`] counts them.
+    ///
+    /// Errors come in the REST API's envelope: 401 / 10106 without valid credentials,
+    /// 404 / 10104 for an unknown queue, 400 for a body it cannot read. Control requests
+    /// are not counted among the requests, and take no latency or faults. The
+    /// `cloudflare-queues-emulator` program turns this on with `--control`.
+    #[must_use]
+    pub fn control_api(mut self, on: bool) -> Self {
+        self.control_api = on;
+        self
+    }
+
     /// Binds 127.0.0.1 and starts serving on the current Tokio runtime.
     pub async fn start(self) -> std::io::Result<Emulator> {
         let clock = Clock::new();
@@ -531,7 +657,9 @@ impl EmulatorBuilder {
             queue_faults: Mutex::new(HashMap::new()),
             changed: tokio::sync::Notify::new(),
             latency: Mutex::new(self.latency),
-            requests: Mutex::new(BTreeMap::new()),
+            faults_installed: AtomicBool::new(false),
+            requests: crate::ops::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            control_api: self.control_api,
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
         let addr = listener.local_addr()?;
@@ -658,6 +786,7 @@ impl Emulator {
     pub fn set_faults(&self, operation: &Operation, plan: FaultPlan) {
         let now = self.now_ms();
         Shared::lock(&self.shared.faults).insert(operation.id, ActivePlan::new(plan, now));
+        self.shared.faults_installed.store(true, Ordering::Relaxed);
     }
 
     /// Installs a fault plan for one operation on one queue, replacing any previous
@@ -673,6 +802,7 @@ impl Emulator {
             (queue_id.to_owned(), operation.id),
             ActivePlan::new(plan, now),
         );
+        self.shared.faults_installed.store(true, Ordering::Relaxed);
     }
 
     /// Removes the fault plans of one queue (those of [`set_queue_faults`](Self::set_queue_faults)).
@@ -684,6 +814,7 @@ impl Emulator {
     pub fn clear_faults(&self) {
         Shared::lock(&self.shared.faults).clear();
         Shared::lock(&self.shared.queue_faults).clear();
+        self.shared.faults_installed.store(false, Ordering::Relaxed);
     }
 
     /// Latency added to every request from now on.
@@ -713,6 +844,14 @@ impl Emulator {
     pub fn messages(&self, queue_id: &str) -> Vec<MessageInfo> {
         let now = self.now_ms();
         self.shared.world().ledger(queue_id, now)
+    }
+
+    /// Counts over every message the queue has held, by state and by what happened to
+    /// them (deliveries, acks, expiries, …), without copying any body: the cheap way
+    /// to check a large run. `None` when no queue has that id.
+    pub fn summary(&self, queue_id: &str) -> Option<QueueSummary> {
+        let now = self.now_ms();
+        self.shared.world().summary(queue_id, now)
     }
 
     /// Ids of acknowledged messages, in publish order.
@@ -858,20 +997,21 @@ impl Emulator {
 
     /// Requests received for one operation, faulted ones included.
     pub fn requests(&self, operation: &Operation) -> u64 {
-        Shared::lock(&self.shared.requests)
+        self.shared
+            .requests_by_operation()
             .get(operation.id)
             .copied()
             .unwrap_or(0)
     }
 
-    /// Requests received per operation id.
+    /// Requests received per operation id (operations never requested are left out).
     pub fn requests_by_operation(&self) -> BTreeMap<&'static str, u64> {
-        Shared::lock(&self.shared.requests).clone()
+        self.shared.requests_by_operation()
     }
 
     /// Total requests received.
     pub fn total_requests(&self) -> u64 {
-        Shared::lock(&self.shared.requests).values().sum()
+        self.shared.requests_by_operation().values().sum()
     }
 
     /// Stops the server and waits for it to finish.

@@ -4,7 +4,7 @@
 //! envelope.
 
 use super::state::{Reject, code};
-use super::{Fault, Shared};
+use super::{Fault, Shared, control, wire};
 use crate::models::{
     AckRequest, BatchRequest, ConsumerRequest, CreateQueueRequest, CreateSubscriptionRequest,
     ExtendRequest, Message, PeekRequest, PullRequest, PurgeMessagesRequest, PurgeQueueRequest,
@@ -47,7 +47,7 @@ fn query_values(query: &QueryPairs, name: &str) -> Vec<String> {
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let mut by_path: BTreeMap<&'static str, MethodRouter<Arc<Shared>>> = BTreeMap::new();
-    for op in ops::ALL {
+    for (index, op) in ops::ALL.iter().enumerate() {
         let filter = match op.method.as_str() {
             "GET" => MethodFilter::GET,
             "POST" => MethodFilter::POST,
@@ -62,7 +62,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
                             headers: HeaderMap,
                             body: Bytes| {
             let op = this.clone();
-            async move { handle(s, op, params, query, headers, body).await }
+            async move { handle(s, index, op, params, query, headers, body).await }
         };
         let routes = by_path.remove(op.path).unwrap_or_default();
         by_path.insert(op.path, routes.on(filter, handler));
@@ -72,21 +72,24 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         api = api.route(path, routes);
     }
     // Serve under the real API's prefix, and without it for convenience.
-    Router::new()
-        .nest("/client/v4", api.clone())
-        .merge(api)
-        .fallback(no_route)
-        .with_state(shared)
+    let mut app = Router::new().nest("/client/v4", api.clone()).merge(api);
+    if shared.control_api {
+        app = app.merge(control::routes());
+    }
+    app.fallback(no_route).with_state(shared)
 }
 
-async fn no_route() -> Response {
+pub(crate) async fn no_route() -> Response {
     error_response(&Reject::new(404, code::NO_ROUTE, "No route for the URI"))
 }
 
 /// A successful result, already serialised, and its paging facts.
+#[derive(Default)]
 struct Success {
     result: Option<Vec<u8>>,
     info: Option<ResultInfo>,
+    /// `result` is the whole response body, envelope included.
+    whole: bool,
 }
 
 fn result<T: Serialize>(value: &T) -> Result<Success, Reject> {
@@ -94,23 +97,29 @@ fn result<T: Serialize>(value: &T) -> Result<Success, Reject> {
         serde_json::to_vec(value).map_err(|e| Reject::new(500, code::INTERNAL, e.to_string()))?;
     Ok(Success {
         result: Some(bytes),
-        info: None,
+        ..Success::default()
     })
 }
 
 async fn handle(
     s: Arc<Shared>,
+    index: usize,
     op: Operation,
     params: Params,
     query: QueryPairs,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    *Shared::lock(&s.requests).entry(op.id).or_insert(0) += 1;
+    s.count_request(index);
     let now = s.clock.now_ms();
-    let (latency, fault) = {
+    let latency = *Shared::lock(&s.latency);
+    // The generator is needed only for jitter and fault plans; without either the
+    // world's lock is not taken here.
+    let (latency, fault) = if latency.jitter.is_zero() && !s.has_faults() {
+        (latency.fixed, None)
+    } else {
         let mut world = s.world();
-        let latency = Shared::lock(&s.latency).sample(&mut world.rng);
+        let latency = latency.sample(&mut world.rng);
         let queue_id = params.get("queue_id").map(String::as_str);
         let fault = s.next_fault(op.id, queue_id, now, &mut world.rng);
         (latency, fault)
@@ -167,7 +176,21 @@ async fn respond(
 }
 
 fn authorize(s: &Shared, params: &Params, headers: &HeaderMap) -> Result<(), Reject> {
-    let unauthorized = || Reject::new(401, code::UNAUTHORIZED, "Unauthorized");
+    if !credentials_ok(s, headers)
+        || params.get("account_id").map(String::as_str) != Some(s.account_id.as_str())
+    {
+        return Err(unauthorized());
+    }
+    Ok(())
+}
+
+pub(crate) fn unauthorized() -> Reject {
+    Reject::new(401, code::UNAUTHORIZED, "Unauthorized")
+}
+
+/// Whether the request carries credentials the emulator accepts: its token, or (with
+/// none configured) any bearer token or email and key pair.
+pub(crate) fn credentials_ok(s: &Shared, headers: &HeaderMap) -> bool {
     let text = |name: header::HeaderName| {
         headers
             .get(name)
@@ -181,16 +204,12 @@ fn authorize(s: &Shared, params: &Params, headers: &HeaderMap) -> Result<(), Rej
         (text(header::HeaderName::from_static("x-auth-email")), text(header::HeaderName::from_static("x-auth-key"))),
         (Some(e), Some(k)) if !e.is_empty() && !k.is_empty()
     );
-    let ok = match (&s.token, bearer) {
+    match (&s.token, bearer) {
         (Some(expected), Some(given)) => given == expected.expose_secret(),
         (Some(_), None) => false,
         (None, Some(given)) => !given.is_empty(),
         (None, None) => key_pair,
-    };
-    if !ok || params.get("account_id").map(String::as_str) != Some(s.account_id.as_str()) {
-        return Err(unauthorized());
     }
-    Ok(())
 }
 
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Reject> {
@@ -241,6 +260,36 @@ fn dispatch(
 ) -> Result<Success, Reject> {
     let queue_id = param(params, "queue_id");
     let id = op.id;
+    // The hot requests: read without a JSON tree and outside the world's lock; the
+    // pull's response is written outside it too. What the fast readers do not take
+    // falls through to the general path below, which answers as it always has.
+    if id == ops::PUSH_BATCH.id {
+        if let Some((messages, delay)) = wire::read_batch(body) {
+            return result(
+                &s.world()
+                    .push_incoming(queue_id, messages, delay, true, now)?,
+            );
+        }
+    } else if id == ops::PUSH_MESSAGE.id {
+        if let Some(message) = wire::read_message(body) {
+            return result(
+                &s.world()
+                    .push_incoming(queue_id, vec![message], None, false, now)?,
+            );
+        }
+    } else if id == ops::PULL_MESSAGES.id {
+        let (batch, visibility) = read_pull(body)?;
+        let pulled = s.world().lease(queue_id, batch, visibility, now)?;
+        return Ok(Success {
+            result: Some(wire::write_pull(&pulled)),
+            whole: true,
+            ..Success::default()
+        });
+    } else if id == ops::ACK_MESSAGES.id {
+        if let Some((acks, retries)) = wire::read_ack(body) {
+            return result(&s.world().settle(queue_id, &acks, &retries, now)?);
+        }
+    }
     let mut world = s.world();
     if id == ops::LIST_QUEUES.id {
         let (page, per_page) = page_query(query, 100)?;
@@ -259,10 +308,7 @@ fn dispatch(
         result(&world.update_queue(queue_id, parse::<UpdateQueueRequest>(body)?, replace, now)?)
     } else if id == ops::DELETE_QUEUE.id {
         world.delete_queue(queue_id, now)?;
-        Ok(Success {
-            result: None,
-            info: None,
-        })
+        Ok(Success::default())
     } else if id == ops::LIST_CONSUMERS.id {
         result(&world.list_consumers(queue_id, now)?)
     } else if id == ops::CREATE_CONSUMER.id {
@@ -278,32 +324,12 @@ fn dispatch(
         )?)
     } else if id == ops::DELETE_CONSUMER.id {
         world.delete_consumer(queue_id, param(params, "consumer_id"), now)?;
-        Ok(Success {
-            result: None,
-            info: None,
-        })
+        Ok(Success::default())
     } else if id == ops::PUSH_MESSAGE.id {
         result(&world.push(queue_id, vec![parse::<Message>(body)?], None, false, now)?)
     } else if id == ops::PUSH_BATCH.id {
         let batch = parse::<BatchRequest>(body)?;
         result(&world.push(queue_id, batch.messages, batch.delay, true, now)?)
-    } else if id == ops::PULL_MESSAGES.id {
-        let raw: serde_json::Value = parse(body)?;
-        // The pull-consumer guide's examples spell the field `visibility_timeout`.
-        let legacy = raw
-            .get("visibility_timeout")
-            .and_then(serde_json::Value::as_f64);
-        let req: PullRequest = serde_json::from_value(raw).map_err(|e| {
-            Reject::new(
-                400,
-                code::BODY_INVALID,
-                format!("Request JSON body does not match the schema: {e}"),
-            )
-        })?;
-        let visibility = req
-            .visibility_timeout
-            .or_else(|| legacy.and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok()));
-        result(&world.pull(queue_id, req.batch_size, visibility, now)?)
     } else if id == ops::ACK_MESSAGES.id {
         result(&world.ack(queue_id, parse::<AckRequest>(body)?, now)?)
     } else if id == ops::EXTEND_LEASES.id {
@@ -352,7 +378,30 @@ fn dispatch(
     }
 }
 
+/// A pull's batch size and visibility timeout.
+fn read_pull(body: &Bytes) -> Result<(Option<u32>, Option<Duration>), Reject> {
+    let raw: serde_json::Value = parse(body)?;
+    // The pull-consumer guide's examples spell the field `visibility_timeout`.
+    let legacy = raw
+        .get("visibility_timeout")
+        .and_then(serde_json::Value::as_f64);
+    let req: PullRequest = serde_json::from_value(raw).map_err(|e| {
+        Reject::new(
+            400,
+            code::BODY_INVALID,
+            format!("Request JSON body does not match the schema: {e}"),
+        )
+    })?;
+    let visibility = req
+        .visibility_timeout
+        .or_else(|| legacy.and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok()));
+    Ok((req.batch_size, visibility))
+}
+
 fn success_response(success: Success) -> Response {
+    if success.whole {
+        return json_response(success.result.unwrap_or_default());
+    }
     let mut body = Vec::with_capacity(success.result.as_ref().map_or(0, Vec::len) + 128);
     body.extend_from_slice(br#"{"success":true,"errors":[],"messages":[]"#);
     if let Some(result) = success.result {
@@ -364,6 +413,11 @@ fn success_response(success: Success) -> Response {
         body.extend_from_slice(&serde_json::to_vec(&info).unwrap_or_else(|_| b"null".to_vec()));
     }
     body.push(b'}');
+    json_response(body)
+}
+
+/// A 200 with a JSON body.
+pub(crate) fn json_response(body: Vec<u8>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -401,7 +455,7 @@ fn fix_dead_letter_queues(result: Vec<u8>) -> Vec<u8> {
     }
 }
 
-fn error_response(reject: &Reject) -> Response {
+pub(crate) fn error_response(reject: &Reject) -> Response {
     let body = serde_json::json!({
         "success": false,
         "errors": [{"code": reject.code, "message": reject.message}],

@@ -15,20 +15,24 @@
 //! acks of a message since redelivered to someone else are accepted, as the docs promise.
 
 use super::faults::{Rng, TokenBucket};
-use super::{MessageEvent, MessageEventKind, MessageInfo, MessageState, SeedMessage};
+use super::ledger::{
+    BYTES, Event, JSON, LeaseKey, MessageId, Names, Record, TEXT, V8, open_peek_ref, peek_ref,
+};
+use super::{MessageInfo, MessageState, SeedMessage};
 use crate::limits::{self, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_PULL_BATCH};
 use crate::models::{
     AckRequest, AckResult, AckWarning, Consumer, ConsumerRequest, ContentType, CreateQueueRequest,
     CreateSubscriptionRequest, EventSubscription, ExtendRequest, HttpPullConsumer,
     HttpPullConsumerSettings, Jurisdiction, Message, MessageMetadata, PeekResult, PeekedMessage,
-    PullResult, PulledMessage, PurgeMessageError, PurgeMessagesResult, PurgeStatus,
-    PushContentType, PushResult, Queue, QueueMetrics, QueueSettings, ResultInfo, ResultMetadata,
-    SortDirection, SubscriptionOrder, UpdateQueueRequest, UpdateSubscriptionRequest,
-    WorkerConsumer,
+    PurgeMessageError, PurgeMessagesResult, PurgeStatus, PushContentType, PushResult, Queue,
+    QueueMetrics, QueueSettings, ResultInfo, ResultMetadata, SortDirection, SubscriptionOrder,
+    UpdateQueueRequest, UpdateSubscriptionRequest, WorkerConsumer,
 };
 use base64::Engine as _;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use bytes::Bytes;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Error codes the emulator answers with. The Queues codes are Cloudflare's; the 11xxx
@@ -96,32 +100,189 @@ const DEFAULT_PULL_BATCH: u32 = 5;
 const DEFAULT_VISIBILITY: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_RETRIES: u32 = 3;
 
-#[derive(Debug, Clone)]
-enum Slot {
-    /// Deliverable from `at` (a time in the future means delayed).
-    Available { at: u64 },
-    /// Leased for the `delivery`-th delivery. `lease` counts every lease the message was
-    /// given (pulls and extensions), so that an extended lease's earlier expiry entry can
-    /// be told apart from its current one; the deadline is in the expiry heap.
-    Leased { delivery: u32, lease: u32 },
+/// A message past `max_retries`, on its way to the dead-letter queue.
+#[derive(Debug)]
+struct DeadLetter {
+    id: MessageId,
+    body: Bytes,
+    content_type: u32,
+    published_ms: u64,
 }
 
+/// A message as published, ready to store: the payload decoded from its wire form.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) body: Bytes,
+    /// `TEXT` or `JSON`.
+    pub(crate) content_type: u32,
+    pub(crate) delay: Option<Duration>,
+}
+
+impl Incoming {
+    /// The stored form of a REST message, or why it is refused.
+    pub(crate) fn from_message(m: &Message) -> Outcome<Incoming> {
+        let (body, content_type): (Bytes, u32) = match (&m.content_type, &m.body) {
+            (PushContentType::Text, serde_json::Value::String(s)) => {
+                (Bytes::copy_from_slice(s.as_bytes()), TEXT)
+            }
+            (PushContentType::Text, _) => return Err(text_needs_string()),
+            (PushContentType::Json, body) => {
+                let raw = serde_json::to_vec(body).map_err(|e| Reject::invalid(e.to_string()))?;
+                (Bytes::from(raw), JSON)
+            }
+            (other, _) => return Err(unknown_content_type(other.as_str())),
+        };
+        Ok(Incoming {
+            body,
+            content_type,
+            delay: m.delay,
+        })
+    }
+}
+
+/// 10207 for a text message whose body is not a string.
+pub(crate) fn text_needs_string() -> Reject {
+    Reject::new(
+        400,
+        code::BODY_INVALID,
+        "a text message must have a string body",
+    )
+}
+
+/// 10203 for a content type the REST push does not take.
+pub(crate) fn unknown_content_type(name: &str) -> Reject {
+    Reject::new(
+        400,
+        code::MESSAGE_METADATA_INVALID,
+        format!(
+            "Invalid message metadata: content type `{name}`; the REST API takes text and json"
+        ),
+    )
+}
+
+/// A content type's name, without a reference count for the built-in ones.
 #[derive(Debug, Clone)]
-struct Stored {
-    seq: u64,
-    id: String,
-    /// The body as pulls return it: plain text, or base64 for json, bytes and v8.
-    wire_body: String,
-    content_type: String,
-    timestamp_ms: u64,
-    attempts: u32,
-    size: usize,
-    slot: Slot,
-    /// Leases given so far (pulls and extensions); see `Slot::Leased`.
-    leases_given: u32,
-    lease_ids: Vec<String>,
-    /// Peek refs issued for it, so they can be forgotten when it goes.
-    refs: Vec<String>,
+pub(crate) enum TypeName {
+    Builtin(&'static str),
+    Other(Arc<str>),
+}
+
+impl TypeName {
+    fn of(index: u32, names: &Names) -> Self {
+        match index {
+            TEXT => TypeName::Builtin("text"),
+            JSON => TypeName::Builtin("json"),
+            BYTES => TypeName::Builtin("bytes"),
+            V8 => TypeName::Builtin("v8"),
+            other => TypeName::Other(names.shared(other)),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            TypeName::Builtin(s) => s,
+            TypeName::Other(s) => s,
+        }
+    }
+}
+
+/// One message of a pull, with what its wire form needs; the lease id is sealed but
+/// not yet written, so that the response can be written outside the world's lock.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub(crate) id: MessageId,
+    pub(crate) lease: [u64; 3],
+    pub(crate) attempts: u32,
+    pub(crate) timestamp_ms: u64,
+    pub(crate) body: Bytes,
+    pub(crate) content_type: TypeName,
+}
+
+#[cfg(test)]
+impl Delivery {
+    /// The lease id's text.
+    pub(crate) fn lease_id(&self) -> String {
+        let mut out = Vec::with_capacity(54);
+        LeaseKey::write(self.lease, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The body as pulls carry it: a `text` body as it is, any other base64-encoded.
+    pub(crate) fn wire_body(&self) -> String {
+        wire_body(&self.body, self.content_type.as_str())
+    }
+}
+
+/// The body as pulls and peeks carry it: a `text` body as it is (its payload is always
+/// UTF-8), any other base64-encoded.
+fn wire_body(body: &[u8], content_type: &str) -> String {
+    if content_type == "text" {
+        String::from_utf8_lossy(body).into_owned()
+    } else {
+        base64::engine::general_purpose::STANDARD.encode(body)
+    }
+}
+
+/// What a pull leased, and the queue's figures after it.
+#[derive(Debug)]
+pub(crate) struct Pulled {
+    pub(crate) messages: Vec<Delivery>,
+    pub(crate) metrics: QueueMetrics,
+}
+
+#[cfg(test)]
+impl Pulled {
+    /// The response as the model types describe it.
+    pub(crate) fn to_model(&self) -> crate::models::PullResult {
+        use crate::models::PulledMessage;
+        let messages = self
+            .messages
+            .iter()
+            .map(|d| PulledMessage {
+                id: d.id.text(),
+                attempts: d.attempts,
+                body: d.wire_body(),
+                lease_id: d.lease_id(),
+                metadata: message_metadata(d.content_type.as_str()),
+                timestamp_ms: d.timestamp_ms,
+            })
+            .collect();
+        crate::models::PullResult {
+            message_backlog_count: Some(self.metrics.backlog_count),
+            messages,
+            metadata: Some(ResultMetadata {
+                metrics: Some(self.metrics.clone()),
+            }),
+            rejected: Vec::new(),
+        }
+    }
+}
+
+/// Counts over a queue's ledger; see [`QueueSummary`](super::QueueSummary).
+pub(crate) fn summarize(records: &[Record], now: u64) -> super::QueueSummary {
+    let mut s = super::QueueSummary::default();
+    for r in records {
+        s.messages += 1;
+        let by_state = &mut s.by_state;
+        *match r.state_at(now) {
+            MessageState::Available => &mut by_state.available,
+            MessageState::Delayed => &mut by_state.delayed,
+            MessageState::Leased => &mut by_state.leased,
+            MessageState::Acked => &mut by_state.acked,
+            MessageState::DeadLettered => &mut by_state.dead_lettered,
+            MessageState::Dropped => &mut by_state.dropped,
+            MessageState::Purged => &mut by_state.purged,
+            MessageState::Expired => &mut by_state.expired,
+        } += 1;
+        s.acked_once += u64::from(r.acks() == 1);
+        s.duplicate_acks += u64::from(r.duplicate_acks);
+        s.deliveries += u64::from(r.deliveries);
+        s.redeliveries += u64::from(r.deliveries.saturating_sub(1));
+        s.retries += u64::from(r.retries);
+        s.expiries += u64::from(r.expiries);
+        s.extensions += u64::from(r.extensions);
+    }
+    s
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +290,8 @@ struct ConsumerState {
     id: String,
     created_ms: u64,
     config: ConsumerRequest,
+    /// Its dead-letter queue's name, as an index into the world's names.
+    dead_letter_name: Option<u32>,
 }
 
 impl ConsumerState {
@@ -160,13 +323,18 @@ impl ConsumerState {
     }
 
     fn dead_letter_queue(&self) -> Option<&str> {
-        match &self.config {
-            ConsumerRequest::HttpPull(c) => c.dead_letter_queue.as_deref(),
-            ConsumerRequest::Worker(c) => c.dead_letter_queue.as_deref(),
-            _ => None,
-        }
-        .filter(|s| !s.is_empty())
+        dead_letter_queue(&self.config)
     }
+}
+
+/// A consumer's dead-letter queue, if it names one.
+fn dead_letter_queue(config: &ConsumerRequest) -> Option<&str> {
+    match config {
+        ConsumerRequest::HttpPull(c) => c.dead_letter_queue.as_deref(),
+        ConsumerRequest::Worker(c) => c.dead_letter_queue.as_deref(),
+        _ => None,
+    }
+    .filter(|s| !s.is_empty())
 }
 
 static DEFAULT_HTTP_SETTINGS: HttpPullConsumerSettings = HttpPullConsumerSettings {
@@ -203,29 +371,36 @@ pub(crate) struct QueueState {
     /// Where the queue's data is kept; set at create only, returned on every read.
     jurisdiction: Option<Jurisdiction>,
     consumer: Option<ConsumerState>,
-    live: HashMap<u64, Stored>,
-    /// Deliverable order: (available at, seq).
+    /// Keys the queue's lease ids and peek refs (see [`LeaseKey`]).
+    secret: u64,
+    /// Every message the queue has held, in order of arrival: the ledger. A record's
+    /// index is its key everywhere below.
+    records: Vec<Record>,
+    /// Available messages in delivery order: (deliverable from, index).
     ready: BTreeSet<(u64, u64)>,
-    /// Lease deadlines: (deadline, seq, lease number); see `Slot::Leased`.
-    expiries: BinaryHeap<Reverse<(u64, u64, u32)>>,
-    /// Retention order: (published at, seq).
+    /// Leased messages by deadline: (deadline, index).
+    leased: BTreeSet<(u64, u64)>,
+    /// Live messages in retention order: (published at, index).
     by_age: BTreeSet<(u64, u64)>,
-    /// Every lease id issued for a live message.
-    leases: HashMap<String, (u64, u32)>,
-    /// Lease ids of messages that are gone, for idempotent re-acks.
-    settled_leases: HashMap<String, u64>,
-    refs: HashMap<String, u64>,
-    ledger: BTreeMap<u64, MessageInfo>,
+    /// Live messages (available, delayed or leased) and their payload bytes.
+    live: u64,
     bytes: u64,
     purge: Option<(u64, bool)>,
     limiter_read: Option<TokenBucket>,
     limiter_write: Option<TokenBucket>,
     /// Messages past max_retries waiting to be moved to the dead-letter queue.
-    dead: Vec<Stored>,
+    dead: Vec<DeadLetter>,
 }
 
 impl QueueState {
-    fn new(id: String, name: String, now: u64, settings: Settings, rate: Option<u32>) -> Self {
+    fn new(
+        id: String,
+        name: String,
+        now: u64,
+        settings: Settings,
+        rate: Option<u32>,
+        secret: u64,
+    ) -> Self {
         QueueState {
             id,
             name,
@@ -234,14 +409,12 @@ impl QueueState {
             settings,
             jurisdiction: None,
             consumer: None,
-            live: HashMap::new(),
+            secret,
+            records: Vec::new(),
             ready: BTreeSet::new(),
-            expiries: BinaryHeap::new(),
+            leased: BTreeSet::new(),
             by_age: BTreeSet::new(),
-            leases: HashMap::new(),
-            settled_leases: HashMap::new(),
-            refs: HashMap::new(),
-            ledger: BTreeMap::new(),
+            live: 0,
             bytes: 0,
             purge: None,
             limiter_read: rate.map(|r| TokenBucket::new(r, now)),
@@ -255,42 +428,60 @@ impl QueueState {
         self.limiter_write = rate.map(|r| TokenBucket::new(r, now));
     }
 
+    fn record(&self, idx: u64) -> Option<&Record> {
+        usize::try_from(idx).ok().and_then(|i| self.records.get(i))
+    }
+
+    fn record_mut(&mut self, idx: u64) -> Option<&mut Record> {
+        usize::try_from(idx)
+            .ok()
+            .and_then(|i| self.records.get_mut(i))
+    }
+
+    /// The live record a lease id of this queue names, with the lease's delivery.
+    fn lease(&self, lease_id: &str) -> Option<(LeaseKey, &Record)> {
+        let key = LeaseKey::open(lease_id, self.secret)?;
+        let rec = self.record(key.idx)?;
+        (key.lease <= rec.leases_given).then_some((key, rec))
+    }
+
+    /// The record a lease names, if the lease is the message's current one: it is leased
+    /// now, in the delivery the lease was given for.
+    fn current_lease(&self, lease_id: &str) -> Option<u64> {
+        self.lease(lease_id)
+            .filter(|(key, rec)| rec.state == MessageState::Leased && rec.attempts == key.delivery)
+            .map(|(key, _)| key.idx)
+    }
+
     /// Applies everything time has done since the last call: expired leases and
     /// messages past their retention.
     fn tick(&mut self, now: u64) {
-        while let Some(Reverse((deadline, seq, lease))) = self.expiries.peek().copied() {
+        while let Some(&(deadline, idx)) = self.leased.first() {
             if deadline > now {
                 break;
             }
-            self.expiries.pop();
-            // An entry of a lease since extended (or of an earlier delivery) is stale.
-            let current = matches!(
-                self.live.get(&seq).map(|m| &m.slot),
-                Some(Slot::Leased { lease: l, .. }) if *l == lease
-            );
-            if current {
-                if let Some(rec) = self.ledger.get_mut(&seq) {
-                    rec.expiries += 1;
-                }
-                self.record(seq, now, MessageEventKind::LeaseExpired);
-                self.redeliver_or_dead_letter(seq, now);
+            self.leased.remove(&(deadline, idx));
+            if let Some(rec) = self.record_mut(idx) {
+                rec.expiries += 1;
+                rec.history.push(Event::lease_expired(now));
             }
+            self.redeliver_or_dead_letter(idx, now);
         }
         let retention = millis(self.settings.retention);
-        while let Some(&(published, seq)) = self.by_age.first() {
+        while let Some(&(published, idx)) = self.by_age.first() {
             if published.saturating_add(retention) > now {
                 break;
             }
-            self.finish(seq, MessageState::Expired, now);
+            self.finish(idx, MessageState::Expired, now);
         }
     }
 
     /// Whether a lease expires or a message outlives its retention by `now`.
     fn due(&self, now: u64) -> bool {
         let retention = millis(self.settings.retention);
-        self.expiries
-            .peek()
-            .is_some_and(|Reverse((deadline, _, _))| *deadline <= now)
+        self.leased
+            .first()
+            .is_some_and(|(deadline, _)| *deadline <= now)
             || self
                 .by_age
                 .first()
@@ -298,143 +489,114 @@ impl QueueState {
             || !self.dead.is_empty()
     }
 
-    /// Stores a message that arrives at `now` (published, seeded or dead-lettered here),
-    /// deliverable from `available_at`; `arrival` opens its history.
-    fn insert(
-        &mut self,
-        mut stored: Stored,
-        now: u64,
-        available_at: u64,
-        arrival: MessageEventKind,
-    ) {
-        let seq = stored.seq;
-        stored.slot = Slot::Available { at: available_at };
-        self.ready.insert((available_at, seq));
-        self.by_age.insert((stored.timestamp_ms, seq));
-        self.bytes += stored.size as u64;
-        self.ledger.insert(
-            seq,
-            MessageInfo {
-                id: stored.id.clone(),
-                state: MessageState::Available,
-                content_type: stored.content_type.clone(),
-                body: payload(&stored.content_type, &stored.wire_body),
-                published_ms: stored.timestamp_ms,
-                delay: Duration::from_millis(available_at.saturating_sub(now)),
-                attempts: 0,
-                deliveries: 0,
-                acks: 0,
-                duplicate_acks: 0,
-                retries: 0,
-                expiries: 0,
-                extensions: 0,
-                history: vec![MessageEvent {
-                    at_ms: now,
-                    kind: arrival,
-                }],
-            },
-        );
-        self.live.insert(seq, stored);
-    }
-
-    /// Adds an event to a message's history.
-    fn record(&mut self, seq: u64, now: u64, kind: MessageEventKind) {
-        if let Some(rec) = self.ledger.get_mut(&seq) {
-            rec.history.push(MessageEvent { at_ms: now, kind });
-        }
+    /// Stores a message (published, seeded or dead-lettered here), available from
+    /// `rec.at`. Returns its index.
+    fn insert(&mut self, mut rec: Record) -> u64 {
+        let idx = self.records.len() as u64;
+        rec.state = MessageState::Available;
+        self.ready.insert((rec.at, idx));
+        self.by_age.insert((rec.published_ms, idx));
+        self.bytes += rec.body.len() as u64;
+        self.live += 1;
+        self.records.push(rec);
+        idx
     }
 
     /// Ends a failed delivery (explicit retry or lease expiry): back in the queue after
-    /// `delay`, or to the dead-letter queue (or dropped) once attempts reach max_retries.
-    fn redeliver_or_dead_letter(&mut self, seq: u64, now: u64) -> bool {
+    /// the consumer's retry delay, or to the dead-letter queue (or dropped) once attempts
+    /// reach max_retries.
+    fn redeliver_or_dead_letter(&mut self, idx: u64, now: u64) -> bool {
         let delay = self
             .consumer
             .as_ref()
             .map(ConsumerState::retry_delay)
             .unwrap_or_default();
-        self.fail_delivery(seq, now, delay)
+        self.fail_delivery(idx, now, delay)
     }
 
-    fn fail_delivery(&mut self, seq: u64, now: u64, delay: Duration) -> bool {
+    fn fail_delivery(&mut self, idx: u64, now: u64, delay: Duration) -> bool {
         let max_retries = self
             .consumer
             .as_ref()
             .map_or(DEFAULT_MAX_RETRIES, ConsumerState::max_retries);
-        let Some(m) = self.live.get_mut(&seq) else {
+        let Some(rec) = self.record(idx).filter(|r| r.is_live()) else {
             return false;
         };
-        if m.attempts >= max_retries {
+        if rec.attempts >= max_retries {
             let has_dlq = self
                 .consumer
                 .as_ref()
                 .and_then(ConsumerState::dead_letter_queue)
                 .is_some();
-            if let Some(stored) = self.finish(
-                seq,
+            let state = if has_dlq {
+                MessageState::DeadLettered
+            } else {
+                MessageState::Dropped
+            };
+            if let Some(dead) = self.finish(idx, state, now) {
                 if has_dlq {
-                    MessageState::DeadLettered
-                } else {
-                    MessageState::Dropped
-                },
-                now,
-            ) {
-                if has_dlq {
-                    self.dead.push(stored);
+                    self.dead.push(dead);
                 }
             }
             return true;
         }
+        self.unslot(idx);
         let at = now.saturating_add(millis(delay));
-        m.slot = Slot::Available { at };
-        self.ready.insert((at, seq));
-        if let Some(rec) = self.ledger.get_mut(&seq) {
+        if let Some(rec) = self.record_mut(idx) {
             rec.state = MessageState::Available;
+            rec.at = at;
         }
+        self.ready.insert((at, idx));
         true
     }
 
-    /// Removes a live message for good, recording why.
-    fn finish(&mut self, seq: u64, state: MessageState, now: u64) -> Option<Stored> {
-        let m = self.live.remove(&seq)?;
-        if let Slot::Available { at } = m.slot {
-            self.ready.remove(&(at, seq));
+    /// Takes a live message out of the ready or the leased set, whichever holds it.
+    fn unslot(&mut self, idx: u64) {
+        let Some(rec) = self.record(idx) else { return };
+        let entry = (rec.at, idx);
+        match rec.state {
+            MessageState::Available => {
+                self.ready.remove(&entry);
+            }
+            MessageState::Leased => {
+                self.leased.remove(&entry);
+            }
+            _ => {}
         }
-        self.by_age.remove(&(m.timestamp_ms, seq));
-        self.bytes -= m.size as u64;
-        for lease in &m.lease_ids {
-            self.leases.remove(lease);
-            self.settled_leases.insert(lease.clone(), seq);
+    }
+
+    /// Removes a live message for good, recording why; returns what a dead-letter queue
+    /// needs of it.
+    fn finish(&mut self, idx: u64, state: MessageState, now: u64) -> Option<DeadLetter> {
+        if !self.record(idx).is_some_and(Record::is_live) {
+            return None;
         }
-        for peek_ref in &m.refs {
-            self.refs.remove(peek_ref);
+        self.unslot(idx);
+        let dead_letter_queue = self
+            .consumer
+            .as_ref()
+            .and_then(|c| c.dead_letter_name)
+            .unwrap_or(u32::MAX);
+        let rec = self.record_mut(idx)?;
+        rec.state = state;
+        if let Some(event) = Event::ended(now, state, dead_letter_queue) {
+            rec.history.push(event);
         }
-        if let Some(rec) = self.ledger.get_mut(&seq) {
-            rec.state = state;
-        }
-        let event = match state {
-            MessageState::Acked => Some(MessageEventKind::Acked),
-            MessageState::DeadLettered => Some(MessageEventKind::DeadLettered {
-                queue: self
-                    .consumer
-                    .as_ref()
-                    .and_then(ConsumerState::dead_letter_queue)
-                    .unwrap_or_default()
-                    .to_owned(),
-            }),
-            MessageState::Dropped => Some(MessageEventKind::Dropped),
-            MessageState::Purged => Some(MessageEventKind::Purged),
-            MessageState::Expired => Some(MessageEventKind::Expired),
-            _ => None,
+        let dead = DeadLetter {
+            id: rec.id,
+            body: rec.body.clone(),
+            content_type: rec.content_type,
+            published_ms: rec.published_ms,
         };
-        if let Some(kind) = event {
-            self.record(seq, now, kind);
-        }
-        Some(m)
+        self.by_age.remove(&(dead.published_ms, idx));
+        self.bytes -= dead.body.len() as u64;
+        self.live -= 1;
+        Some(dead)
     }
 
     fn metrics(&self) -> QueueMetrics {
         QueueMetrics {
-            backlog_count: self.live.len() as u64,
+            backlog_count: self.live,
             backlog_bytes: self.bytes,
             oldest_message_timestamp_ms: self.by_age.first().map_or(0, |(t, _)| *t),
         }
@@ -445,7 +607,7 @@ impl QueueState {
             .iter()
             .take_while(|(at, _)| *at <= now)
             .take(n)
-            .map(|(_, seq)| *seq)
+            .map(|(_, idx)| *idx)
             .collect()
     }
 
@@ -502,8 +664,9 @@ pub(crate) struct World {
     by_name: HashMap<String, String>,
     subscriptions: BTreeMap<String, (u64, EventSubscription)>,
     pub(crate) rng: Rng,
-    next_seq: u64,
     rate_limit: Option<u32>,
+    /// Content types and queue names the ledgers refer to by index.
+    names: Names,
 }
 
 impl World {
@@ -513,8 +676,8 @@ impl World {
             by_name: HashMap::new(),
             subscriptions: BTreeMap::new(),
             rng: Rng::new(seed),
-            next_seq: 0,
             rate_limit: None,
+            names: Names::new(),
         }
     }
 
@@ -533,6 +696,16 @@ impl World {
             .get_mut(id)
             .ok_or_else(|| Reject::new(404, code::QUEUE_NOT_FOUND, "Queue does not exist"))?;
         Ok(q)
+    }
+
+    /// [`queue`](Self::queue), with the names its records refer to.
+    fn queue_and_names(&mut self, id: &str, now: u64) -> Outcome<(&mut QueueState, &Names)> {
+        self.queue(id, now)?;
+        let q = self
+            .queues
+            .get_mut(id)
+            .ok_or_else(|| Reject::new(404, code::QUEUE_NOT_FOUND, "Queue does not exist"))?;
+        Ok((q, &self.names))
     }
 
     /// Applies elapsed time to every queue that has something due, so that expired leases
@@ -572,6 +745,7 @@ impl World {
             Some(id) => id.clone(),
             None => {
                 let new_id = self.rng.hex(16);
+                let secret = self.rng.next_u64();
                 let rate = self.rate_limit;
                 self.queues.insert(
                     new_id.clone(),
@@ -581,21 +755,28 @@ impl World {
                         now,
                         Settings::default(),
                         rate,
+                        secret,
                     ),
                 );
                 self.by_name.insert(dlq_name, new_id.clone());
                 new_id
             }
         };
+        let from = self.names.intern(id);
         if let Some(dlq) = self.queues.get_mut(&dlq_id) {
-            for mut m in dead {
+            for m in dead {
                 // A dead-lettered message starts over in its new queue.
-                m.attempts = 0;
-                m.lease_ids.clear();
-                let from = MessageEventKind::DeadLetterArrived {
-                    from_queue_id: id.to_owned(),
-                };
-                dlq.insert(m, now, now, from);
+                let mut rec = Record::new(
+                    m.id,
+                    m.body,
+                    m.content_type,
+                    m.published_ms,
+                    Duration::ZERO,
+                    now,
+                );
+                rec.dead_letter_arrival = true;
+                rec.history.push(Event::dead_letter_arrived(now, from));
+                dlq.insert(rec);
             }
         }
     }
@@ -629,12 +810,14 @@ impl World {
         }
         let settings = apply_settings(Settings::default(), req.settings.as_ref())?;
         let id = self.rng.hex(16);
+        let secret = self.rng.next_u64();
         let mut q = QueueState::new(
             id.clone(),
             req.queue_name.clone(),
             now,
             settings,
             self.rate_limit,
+            secret,
         );
         q.jurisdiction = req.jurisdiction;
         let model = q.to_model();
@@ -738,6 +921,7 @@ impl World {
     ) -> Outcome<Consumer> {
         validate_consumer(&req)?;
         let id = self.rng.hex(16);
+        let dead_letter_name = self.dead_letter_name(&req);
         let q = self.queue(qid, now)?;
         if q.consumer.is_some() {
             return Err(Reject::new(
@@ -750,10 +934,16 @@ impl World {
             id,
             created_ms: now,
             config: req,
+            dead_letter_name,
         };
         let model = consumer_model(&c, &q.name);
         q.consumer = Some(c);
         Ok(model)
+    }
+
+    /// The index of a consumer's dead-letter queue name, for the events that name it.
+    fn dead_letter_name(&mut self, req: &ConsumerRequest) -> Option<u32> {
+        dead_letter_queue(req).map(|name| self.names.intern(name))
     }
 
     pub(crate) fn get_consumer(&mut self, qid: &str, cid: &str, now: u64) -> Outcome<Consumer> {
@@ -773,9 +963,13 @@ impl World {
         now: u64,
     ) -> Outcome<Consumer> {
         validate_consumer(&req)?;
+        let dead_letter_name = self.dead_letter_name(&req);
         let q = self.queue(qid, now)?;
         match &mut q.consumer {
-            Some(c) if c.id == cid => c.config = req,
+            Some(c) if c.id == cid => {
+                c.config = req;
+                c.dead_letter_name = dead_letter_name;
+            }
             Some(_) => {
                 return Err(Reject::new(
                     409,
@@ -788,7 +982,8 @@ impl World {
                     id: cid.to_owned(),
                     created_ms: now,
                     config: req,
-                })
+                    dead_letter_name,
+                });
             }
         }
         let q = self.queue(qid, now)?;
@@ -821,6 +1016,21 @@ impl World {
         is_batch: bool,
         now: u64,
     ) -> Outcome<PushResult> {
+        let incoming = messages.iter().map(Incoming::from_message).collect();
+        self.push_incoming(qid, incoming, batch_delay, is_batch, now)
+    }
+
+    /// Stores published messages already decoded from the request (each one, or why it
+    /// is refused), after checking every documented limit in the order Cloudflare
+    /// does: the batch's count and delay, then each message, then the batch's size.
+    pub(crate) fn push_incoming(
+        &mut self,
+        qid: &str,
+        messages: Vec<Outcome<Incoming>>,
+        batch_delay: Option<Duration>,
+        is_batch: bool,
+        now: u64,
+    ) -> Outcome<PushResult> {
         if is_batch {
             if messages.len() > MAX_BATCH_MESSAGES {
                 return Err(Reject::new(
@@ -840,8 +1050,8 @@ impl World {
         let mut prepared = Vec::with_capacity(messages.len());
         let mut total = 0;
         for m in messages {
-            let (wire_body, size, content_type) = encode_body(&m)?;
-            if size > MAX_MESSAGE_BYTES {
+            let m = m?;
+            if m.body.len() > MAX_MESSAGE_BYTES {
                 return Err(Reject::new(
                     400,
                     code::MESSAGE_SIZE,
@@ -855,8 +1065,8 @@ impl World {
                     "Invalid message metadata: delay over 24 hours",
                 ));
             }
-            total += size;
-            prepared.push((wire_body, size, content_type, m.delay.or(batch_delay)));
+            total += m.body.len();
+            prepared.push(m);
         }
         if is_batch && total > MAX_BATCH_BYTES {
             return Err(Reject::new(
@@ -865,37 +1075,18 @@ impl World {
                 "Batch size out of bounds: at most 256 KB",
             ));
         }
-        let first_seq = self.next_seq;
-        self.next_seq += prepared.len() as u64;
-        let ids: Vec<String> = prepared.iter().map(|_| self.rng.hex(16)).collect();
+        let ids: Vec<MessageId> = prepared
+            .iter()
+            .map(|_| MessageId::random(&mut self.rng))
+            .collect();
         let q = self.queue(qid, now)?;
         if let Some(bucket) = &mut q.limiter_write {
             bucket.take(prepared.len(), now).map_err(overloaded)?;
         }
-        for (i, ((wire_body, size, content_type, delay), id)) in
-            prepared.into_iter().zip(ids).enumerate()
-        {
-            let delay = delay.unwrap_or(q.settings.delivery_delay);
-            let stored = Stored {
-                seq: first_seq + i as u64,
-                id,
-                wire_body,
-                content_type: content_type.to_owned(),
-                timestamp_ms: now,
-                attempts: 0,
-                size,
-                slot: Slot::Available { at: now },
-                leases_given: 0,
-                lease_ids: Vec::new(),
-                refs: Vec::new(),
-            };
-            let available_at = now.saturating_add(millis(delay));
-            q.insert(
-                stored,
-                now,
-                available_at,
-                MessageEventKind::Published { delay },
-            );
+        for (m, id) in prepared.into_iter().zip(ids) {
+            let delay = m.delay.or(batch_delay).unwrap_or(q.settings.delivery_delay);
+            let at = now.saturating_add(millis(delay));
+            q.insert(Record::new(id, m.body, m.content_type, now, delay, at));
         }
         Ok(PushResult {
             metadata: Some(ResultMetadata {
@@ -912,44 +1103,36 @@ impl World {
         messages: Vec<SeedMessage>,
         now: u64,
     ) -> Outcome<Vec<String>> {
-        let first_seq = self.next_seq;
-        self.next_seq += messages.len() as u64;
-        let ids: Vec<String> = messages.iter().map(|_| self.rng.hex(16)).collect();
+        let ids: Vec<MessageId> = messages
+            .iter()
+            .map(|_| MessageId::random(&mut self.rng))
+            .collect();
+        let types: Vec<u32> = messages
+            .iter()
+            .map(|m| self.names.intern(&m.content_type))
+            .collect();
         let q = self.queue(qid, now)?;
-        for (i, (m, id)) in messages.into_iter().zip(ids.iter()).enumerate() {
-            let size = m.payload.len();
-            let wire_body = match m.content_type.as_str() {
-                "text" => String::from_utf8_lossy(&m.payload).into_owned(),
-                _ => base64::engine::general_purpose::STANDARD.encode(&m.payload),
+        for ((m, id), content_type) in messages.into_iter().zip(&ids).zip(types) {
+            // A text body is UTF-8 on the wire: invalid sequences become U+FFFD.
+            let body = match String::from_utf8_lossy(&m.payload) {
+                Cow::Owned(fixed) if content_type == TEXT => Bytes::from(fixed.into_bytes()),
+                _ => Bytes::from(m.payload),
             };
-            let stored = Stored {
-                seq: first_seq + i as u64,
-                id: id.clone(),
-                wire_body,
-                content_type: m.content_type,
-                timestamp_ms: now,
-                attempts: 0,
-                size,
-                slot: Slot::Available { at: now },
-                leases_given: 0,
-                lease_ids: Vec::new(),
-                refs: Vec::new(),
-            };
-            let available_at = now.saturating_add(millis(m.delay));
-            let published = MessageEventKind::Published { delay: m.delay };
-            q.insert(stored, now, available_at, published);
+            let at = now.saturating_add(millis(m.delay));
+            q.insert(Record::new(*id, body, content_type, now, m.delay, at));
         }
-        Ok(ids)
+        Ok(ids.iter().map(MessageId::text).collect())
     }
 
-    pub(crate) fn pull(
+    /// Leases up to `batch` available messages (a pull).
+    pub(crate) fn lease(
         &mut self,
         qid: &str,
         batch: Option<u32>,
         visibility: Option<Duration>,
         now: u64,
-    ) -> Outcome<PullResult> {
-        let q = self.queue(qid, now)?;
+    ) -> Outcome<Pulled> {
+        let (q, names) = self.queue_and_names(qid, now)?;
         let settings = match &q.consumer {
             Some(c) => c.http_settings().cloned(),
             None => None,
@@ -983,66 +1166,77 @@ impl World {
             }
         }
         let deadline = now.saturating_add(millis(visibility));
-        let mut out = Vec::with_capacity(picked.len());
-        let mut lease_ids = Vec::with_capacity(picked.len());
-        for _ in &picked {
-            lease_ids.push(format!("lease-{}", self.rng.hex(24)));
-        }
-        let q = self.queue(qid, now)?;
-        for (seq, lease_id) in picked.into_iter().zip(lease_ids) {
-            let Some(m) = q.live.get_mut(&seq) else {
+        let secret = q.secret;
+        let mut messages = Vec::with_capacity(picked.len());
+        for idx in picked {
+            q.unslot(idx);
+            let Some(rec) = q.record_mut(idx) else {
                 continue;
             };
-            if let Slot::Available { at } = m.slot {
-                q.ready.remove(&(at, seq));
-            }
-            m.attempts += 1;
-            m.leases_given += 1;
-            m.slot = Slot::Leased {
-                delivery: m.attempts,
-                lease: m.leases_given,
+            rec.attempts += 1;
+            rec.deliveries += 1;
+            rec.leases_given += 1;
+            rec.state = MessageState::Leased;
+            rec.at = deadline;
+            rec.history
+                .push(Event::leased(now, rec.attempts, visibility));
+            let key = LeaseKey {
+                idx,
+                delivery: rec.attempts,
+                lease: rec.leases_given,
             };
-            m.lease_ids.push(lease_id.clone());
-            q.expiries.push(Reverse((deadline, seq, m.leases_given)));
-            q.leases.insert(lease_id.clone(), (seq, m.attempts));
-            if let Some(rec) = q.ledger.get_mut(&seq) {
-                rec.deliveries += 1;
-                rec.attempts = m.attempts;
-                rec.state = MessageState::Leased;
-                rec.history.push(MessageEvent {
-                    at_ms: now,
-                    kind: MessageEventKind::Leased {
-                        attempt: m.attempts,
-                        visibility_timeout: visibility,
-                    },
-                });
-            }
-            let metadata = message_metadata(&m.content_type);
-            out.push(PulledMessage {
-                id: m.id.clone(),
-                attempts: m.attempts,
-                body: m.wire_body.clone(),
-                lease_id,
-                metadata,
-                timestamp_ms: m.timestamp_ms,
+            messages.push(Delivery {
+                id: rec.id,
+                lease: key.seal(secret),
+                attempts: rec.attempts,
+                timestamp_ms: rec.published_ms,
+                body: rec.body.clone(),
+                content_type: TypeName::of(rec.content_type, names),
             });
+            q.leased.insert((deadline, idx));
         }
-        let metrics = q.metrics();
-        Ok(PullResult {
-            message_backlog_count: Some(metrics.backlog_count),
-            messages: out,
-            metadata: Some(ResultMetadata {
-                metrics: Some(metrics),
-            }),
-            rejected: Vec::new(),
+        Ok(Pulled {
+            messages,
+            metrics: q.metrics(),
         })
     }
 
+    /// A pull, answered with the model types.
+    #[cfg(test)]
+    pub(crate) fn pull(
+        &mut self,
+        qid: &str,
+        batch: Option<u32>,
+        visibility: Option<Duration>,
+        now: u64,
+    ) -> Outcome<crate::models::PullResult> {
+        Ok(self.lease(qid, batch, visibility, now)?.to_model())
+    }
+
+    /// An ack request given as the model type; see [`settle`](Self::settle).
     pub(crate) fn ack(&mut self, qid: &str, req: AckRequest, now: u64) -> Outcome<AckResult> {
-        if req
+        let acks: Vec<String> = req.acks.into_iter().map(|a| a.lease_id).collect();
+        let retries: Vec<(String, Option<Duration>)> = req
             .retries
+            .into_iter()
+            .map(|r| (r.lease_id, r.delay))
+            .collect();
+        self.settle(qid, &acks, &retries, now)
+    }
+
+    /// Acks and retries leases. Every lease ever issued for a message acks it while it
+    /// is in the queue, and repeats an ack harmlessly once it is acknowledged; only the
+    /// current delivery's leases retry it.
+    pub(crate) fn settle<S: AsRef<str>>(
+        &mut self,
+        qid: &str,
+        acks: &[S],
+        retries: &[(S, Option<Duration>)],
+        now: u64,
+    ) -> Outcome<AckResult> {
+        if retries
             .iter()
-            .any(|r| r.delay.is_some_and(|d| d > limits::MAX_DELAY))
+            .any(|(_, delay)| delay.is_some_and(|d| d > limits::MAX_DELAY))
         {
             return Err(Reject::new(
                 400,
@@ -1053,70 +1247,46 @@ impl World {
         let q = self.queue(qid, now)?;
         let (mut acked, mut retried) = (0u64, 0u64);
         let mut warnings = Vec::new();
-        for entry in req.acks {
-            let lease = entry.lease_id;
-            if let Some(&(seq, _)) = q.leases.get(&lease) {
-                if let Some(rec) = q.ledger.get_mut(&seq) {
-                    rec.acks += 1;
+        for lease in acks {
+            let lease = lease.as_ref();
+            match q.lease(lease).map(|(key, rec)| (key.idx, rec.state)) {
+                Some((idx, MessageState::Available | MessageState::Leased)) => {
+                    q.finish(idx, MessageState::Acked, now);
+                    acked += 1;
                 }
-                q.finish(seq, MessageState::Acked, now);
-                acked += 1;
-            } else if let Some(&seq) = q.settled_leases.get(&lease) {
-                match q.ledger.get_mut(&seq) {
-                    // Already acknowledged: an idempotent repeat (a retried request, say).
-                    Some(rec) if rec.state == MessageState::Acked => {
+                // Already acknowledged: an idempotent repeat (a retried request, say).
+                Some((idx, MessageState::Acked)) => {
+                    if let Some(rec) = q.record_mut(idx) {
                         rec.duplicate_acks += 1;
-                        rec.history.push(MessageEvent {
-                            at_ms: now,
-                            kind: MessageEventKind::AckedAgain,
-                        });
-                        acked += 1;
+                        rec.history.push(Event::acked_again(now));
                     }
-                    Some(rec) => warnings.push(AckWarning::new(
-                        lease,
-                        format!("message is no longer in the queue ({:?})", rec.state)
-                            .to_lowercase(),
-                    )),
-                    None => warnings.push(AckWarning::new(lease, "unknown lease id")),
+                    acked += 1;
                 }
-            } else {
-                warnings.push(AckWarning::new(lease, "unknown lease id"));
-            }
-        }
-        for entry in req.retries {
-            let lease = entry.lease_id;
-            let current = q.leases.get(&lease).copied().filter(|&(seq, delivery)| {
-                matches!(q.live.get(&seq).map(|m| &m.slot), Some(Slot::Leased { delivery: d, .. }) if *d == delivery)
-            });
-            match current {
-                Some((seq, _)) => {
-                    let delay = entry.delay.unwrap_or_else(|| {
-                        q.consumer
-                            .as_ref()
-                            .map(ConsumerState::retry_delay)
-                            .unwrap_or_default()
-                    });
-                    if let Some(rec) = q.ledger.get_mut(&seq) {
-                        rec.retries += 1;
-                    }
-                    q.record(seq, now, MessageEventKind::Retried { delay });
-                    q.fail_delivery(seq, now, delay);
-                    retried += 1;
-                }
-                None if q.leases.contains_key(&lease) => {
-                    warnings.push(AckWarning::new(
-                        lease,
-                        "lease expired; the message was already returned to the queue",
-                    ));
-                }
-                None if q.settled_leases.contains_key(&lease) => {
-                    warnings.push(AckWarning::new(
-                        lease,
-                        "message already acknowledged or removed",
-                    ));
-                }
+                Some((_, state)) => warnings.push(AckWarning::new(
+                    lease,
+                    format!("message is no longer in the queue ({state:?})").to_lowercase(),
+                )),
                 None => warnings.push(AckWarning::new(lease, "unknown lease id")),
             }
+        }
+        for (lease, delay) in retries {
+            let lease = lease.as_ref();
+            let Some(idx) = q.current_lease(lease) else {
+                warnings.push(AckWarning::new(lease, stale_lease(q, lease)));
+                continue;
+            };
+            let delay = delay.unwrap_or_else(|| {
+                q.consumer
+                    .as_ref()
+                    .map(ConsumerState::retry_delay)
+                    .unwrap_or_default()
+            });
+            if let Some(rec) = q.record_mut(idx) {
+                rec.retries += 1;
+                rec.history.push(Event::retried(now, delay));
+            }
+            q.fail_delivery(idx, now, delay);
+            retried += 1;
         }
         self.route_dead_letters(qid, now);
         Ok(AckResult {
@@ -1149,46 +1319,33 @@ impl World {
         if req.extend.len() > limits::MAX_EXTEND_BATCH {
             return Err(Reject::invalid("at most 100 leases per extension"));
         }
-        let new_ids: Vec<String> = req
-            .extend
-            .iter()
-            .map(|_| format!("lease-{}", self.rng.hex(24)))
-            .collect();
         let q = self.queue(qid, now)?;
         let deadline = now.saturating_add(millis(visibility));
         let mut extended = Vec::new();
         let mut warnings = serde_json::Map::new();
-        for (entry, new_id) in req.extend.into_iter().zip(new_ids) {
+        for entry in req.extend {
             let lease = entry.lease_id;
-            let current = q.leases.get(&lease).copied().filter(|&(seq, delivery)| {
-                matches!(q.live.get(&seq).map(|m| &m.slot), Some(Slot::Leased { delivery: d, .. }) if *d == delivery)
-            });
-            let Some((seq, delivery)) = current else {
-                let why = if q.leases.contains_key(&lease) {
-                    "lease expired; the message was already returned to the queue"
-                } else if q.settled_leases.contains_key(&lease) {
-                    "message already acknowledged or removed"
-                } else {
-                    "unknown lease id"
-                };
+            let Some(idx) = q.current_lease(&lease) else {
+                let why = stale_lease(q, &lease);
                 warnings.insert(lease, serde_json::Value::String(why.to_owned()));
                 continue;
             };
-            let Some(m) = q.live.get_mut(&seq) else {
+            q.unslot(idx);
+            let secret = q.secret;
+            let Some(rec) = q.record_mut(idx) else {
                 continue;
             };
-            m.leases_given += 1;
-            m.slot = Slot::Leased {
-                delivery,
-                lease: m.leases_given,
-            };
-            m.lease_ids.push(new_id.clone());
-            q.expiries.push(Reverse((deadline, seq, m.leases_given)));
-            q.leases.insert(new_id.clone(), (seq, delivery));
-            if let Some(rec) = q.ledger.get_mut(&seq) {
-                rec.extensions += 1;
+            rec.leases_given += 1;
+            rec.extensions += 1;
+            rec.at = deadline;
+            let new_id = LeaseKey {
+                idx,
+                delivery: rec.attempts,
+                lease: rec.leases_given,
             }
-            extended.push(serde_json::json!({"id": m.id, "lease_id": new_id}));
+            .text(secret);
+            extended.push(serde_json::json!({"id": rec.id.text(), "lease_id": new_id}));
+            q.leased.insert((deadline, idx));
         }
         Ok(serde_json::json!({
             "messages": extended,
@@ -1202,28 +1359,23 @@ impl World {
         if batch == 0 || batch > MAX_PULL_BATCH {
             return Err(Reject::invalid("batch_size must be between 1 and 100"));
         }
-        let refs: Vec<String> = (0..batch)
-            .map(|_| format!("ref-{}", self.rng.hex(16)))
+        let (q, names) = self.queue_and_names(qid, now)?;
+        let messages = q
+            .available_now(now, batch as usize)
+            .into_iter()
+            .filter_map(|idx| {
+                let rec = q.record(idx)?;
+                let content_type = names.get(rec.content_type);
+                Some(PeekedMessage {
+                    id: rec.id.text(),
+                    attempts: rec.attempts,
+                    body: wire_body(&rec.body, content_type),
+                    metadata: message_metadata(content_type),
+                    peek_ref: peek_ref(idx, q.secret),
+                    timestamp_ms: rec.published_ms,
+                })
+            })
             .collect();
-        let q = self.queue(qid, now)?;
-        let picked = q.available_now(now, batch as usize);
-        let mut messages = Vec::with_capacity(picked.len());
-        for (seq, peek_ref) in picked.into_iter().zip(refs) {
-            let Some(m) = q.live.get(&seq) else { continue };
-            let metadata = message_metadata(&m.content_type);
-            messages.push(PeekedMessage {
-                id: m.id.clone(),
-                attempts: m.attempts,
-                body: m.wire_body.clone(),
-                metadata,
-                peek_ref: peek_ref.clone(),
-                timestamp_ms: m.timestamp_ms,
-            });
-            if let Some(m) = q.live.get_mut(&seq) {
-                m.refs.push(peek_ref.clone());
-            }
-            q.refs.insert(peek_ref, seq);
-        }
         Ok(PeekResult { messages })
     }
 
@@ -1240,9 +1392,11 @@ impl World {
         let mut warnings = BTreeMap::new();
         let errors: Vec<PurgeMessageError> = Vec::new();
         for r in refs {
-            match q.refs.get(&r).copied() {
-                Some(seq) => {
-                    q.finish(seq, MessageState::Purged, now);
+            let live = open_peek_ref(&r, q.secret)
+                .filter(|&idx| q.record(idx).is_some_and(Record::is_live));
+            match live {
+                Some(idx) => {
+                    q.finish(idx, MessageState::Purged, now);
                 }
                 None => {
                     warnings.insert(r, "unknown or already removed ref".to_owned());
@@ -1263,9 +1417,8 @@ impl World {
             ));
         }
         let q = self.queue(qid, now)?;
-        let all: Vec<u64> = q.live.keys().copied().collect();
-        for seq in all {
-            q.finish(seq, MessageState::Purged, now);
+        for idx in 0..q.records.len() as u64 {
+            q.finish(idx, MessageState::Purged, now);
         }
         q.purge = Some((now, true));
         Ok(q.to_model())
@@ -1402,29 +1555,31 @@ impl World {
 
     // ---- inspection ---------------------------------------------------------------
 
+    /// Every message the queue has held, in order of arrival, as the public type.
     pub(crate) fn ledger(&mut self, qid: &str, now: u64) -> Vec<MessageInfo> {
         self.tick_all(now);
+        let names = &self.names;
         self.queues
             .get(qid)
-            .map(|q| {
-                q.ledger
-                    .iter()
-                    .map(|(seq, rec)| {
-                        let mut rec = rec.clone();
-                        if let Some(Stored {
-                            slot: Slot::Available { at },
-                            ..
-                        }) = q.live.get(seq)
-                        {
-                            if *at > now {
-                                rec.state = MessageState::Delayed;
-                            }
-                        }
-                        rec
-                    })
-                    .collect()
-            })
+            .map(|q| q.records.iter().map(|r| r.info(names, now)).collect())
             .unwrap_or_default()
+    }
+
+    /// Counts over the queue's ledger; `None` when no queue has that id.
+    pub(crate) fn summary(&mut self, qid: &str, now: u64) -> Option<super::QueueSummary> {
+        self.tick_all(now);
+        self.queues.get(qid).map(|q| summarize(&q.records, now))
+    }
+
+    /// The first `prefix` bytes of every payload the queue has held, in order of
+    /// arrival, as lossy UTF-8; `None` when no queue has that id.
+    pub(crate) fn body_prefixes(&mut self, qid: &str, prefix: usize) -> Option<Vec<String>> {
+        self.queues.get(qid).map(|q| {
+            q.records
+                .iter()
+                .map(|r| String::from_utf8_lossy(&r.body[..prefix.min(r.body.len())]).into_owned())
+                .collect()
+        })
     }
 
     pub(crate) fn queue_id_by_name(&self, name: &str) -> Option<String> {
@@ -1441,6 +1596,17 @@ fn message_metadata(content_type: &str) -> MessageMetadata {
     MessageMetadata::new(ContentType::from(content_type)).with(crate::models::SOURCE_KEY, "api")
 }
 
+/// Why a lease that is not the message's current one cannot be retried or extended.
+fn stale_lease(q: &QueueState, lease: &str) -> &'static str {
+    match q.lease(lease) {
+        Some((_, rec)) if rec.is_live() => {
+            "lease expired; the message was already returned to the queue"
+        }
+        Some(_) => "message already acknowledged or removed",
+        None => "unknown lease id",
+    }
+}
+
 fn overloaded(wait: Duration) -> Reject {
     Reject {
         retry_after: Some(wait),
@@ -1450,44 +1616,6 @@ fn overloaded(wait: Duration) -> Reject {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
-}
-
-/// The payload of a stored body: a text body's UTF-8 as it is, anything else decoded
-/// from the base64 it travels in.
-fn payload(content_type: &str, wire_body: &str) -> Vec<u8> {
-    if content_type == "text" {
-        return wire_body.as_bytes().to_vec();
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(wire_body)
-        .unwrap_or_else(|_| wire_body.as_bytes().to_vec())
-}
-
-/// The stored form of a published body: (wire body, size for limits, content type).
-fn encode_body(m: &Message) -> Outcome<(String, usize, &'static str)> {
-    match (&m.content_type, &m.body) {
-        (PushContentType::Text, serde_json::Value::String(s)) => Ok((s.clone(), s.len(), "text")),
-        (PushContentType::Text, _) => Err(Reject::new(
-            400,
-            code::BODY_INVALID,
-            "a text message must have a string body",
-        )),
-        (PushContentType::Json, body) => {
-            let raw = serde_json::to_vec(body).map_err(|e| Reject::invalid(e.to_string()))?;
-            Ok((
-                base64::engine::general_purpose::STANDARD.encode(&raw),
-                raw.len(),
-                "json",
-            ))
-        }
-        (other, _) => Err(Reject::new(
-            400,
-            code::MESSAGE_METADATA_INVALID,
-            format!(
-                "Invalid message metadata: content type `{other}`; the REST API takes text and json"
-            ),
-        )),
-    }
 }
 
 fn validate_queue_name(name: &str) -> Outcome<()> {

@@ -343,3 +343,90 @@ fn peek_refs_are_forgotten_with_their_message() {
     );
     assert_eq!(w.metrics(&q, T0).unwrap().backlog_count, 0);
 }
+
+#[test]
+fn the_written_pull_is_the_json_of_the_model() {
+    let (mut w, q) = world_with_queue(settings(3, 0), None);
+    let messages = vec![
+        Message::text("plain"),
+        Message::text("quote \" backslash \\ newline \n é"),
+        Message::json(&serde_json::json!({"b": 1, "a": [true, null]})).unwrap(),
+    ];
+    w.push(&q, messages, None, true, T0).unwrap();
+    let odd = [
+        SeedMessage::bytes(vec![0, 255, 10]),
+        SeedMessage::v8(vec![0xff, 0x0d]),
+        SeedMessage::raw("custom \"type\"", b"x".to_vec()),
+    ];
+    w.seed(&q, odd.to_vec(), T0).unwrap();
+    for batch in [10, 10] {
+        // The second pull finds nothing: its response has no `messages`, as the model's.
+        let pulled = w.lease(&q, Some(batch), None, T0).unwrap();
+        let written = super::super::wire::write_pull(&pulled);
+        let mut expected = br#"{"success":true,"errors":[],"messages":[],"result":"#.to_vec();
+        expected.extend(serde_json::to_vec(&pulled.to_model()).unwrap());
+        expected.push(b'}');
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+    }
+}
+
+#[test]
+fn the_fast_and_the_general_push_store_the_same() {
+    let body = br#"{"delay_seconds": 1, "messages": [
+        {"content_type": "text", "body": "caf\u00e9 \"quoted\""},
+        {"content_type": "json", "body": {"z": 1, "a": [2, {"c": "d"}]}},
+        {"content_type": "text", "body": "late", "delay_seconds": 5}
+    ]}"#;
+    let (mut fast, fast_q) = world_with_queue(settings(3, 0), None);
+    let (messages, delay) = super::super::wire::read_batch(body).unwrap();
+    fast.push_incoming(&fast_q, messages, delay, true, T0)
+        .unwrap();
+    let (mut general, general_q) = world_with_queue(settings(3, 0), None);
+    let request: crate::models::BatchRequest = serde_json::from_slice(body).unwrap();
+    general
+        .push(&general_q, request.messages, request.delay, true, T0)
+        .unwrap();
+    let stored = fast.ledger(&fast_q, T0);
+    assert_eq!(stored, general.ledger(&general_q, T0));
+    assert_eq!(stored[0].body, "café \"quoted\"".as_bytes());
+    assert_eq!(stored[1].body, br#"{"a":[2,{"c":"d"}],"z":1}"#);
+    assert_eq!(stored[2].delay, Duration::from_secs(5));
+}
+
+#[test]
+fn a_lease_or_ref_of_another_queue_is_unknown_here() {
+    let (mut w, a) = world_with_queue(settings(3, 0), None);
+    let b = w
+        .create_queue(
+            CreateQueueRequest {
+                queue_name: "other".into(),
+                settings: None,
+                jurisdiction: None,
+            },
+            T0,
+        )
+        .unwrap()
+        .queue_id
+        .unwrap();
+    w.push(&a, vec![Message::text("a")], None, false, T0)
+        .unwrap();
+    w.push(&b, vec![Message::text("b")], None, false, T0)
+        .unwrap();
+    let peeked = w.peek(&a, Some(1), T0).unwrap().messages.remove(0).peek_ref;
+    let lease = w
+        .pull(&a, None, None, T0)
+        .unwrap()
+        .messages
+        .remove(0)
+        .lease_id;
+    let r = w.ack(&b, ack(&lease), T0).unwrap();
+    assert_eq!(r.ack_count, Some(0));
+    assert_eq!(r.warnings[0].message, "unknown lease id");
+    let purged = w.purge_refs(&b, vec![peeked], T0).unwrap();
+    assert_eq!(purged.warnings.len(), 1);
+    assert_eq!(w.metrics(&b, T0).unwrap().backlog_count, 1);
+    assert_eq!(w.ack(&a, ack(&lease), T0).unwrap().ack_count, Some(1));
+}
