@@ -284,16 +284,27 @@ pub(crate) fn batch_request_len(len: usize, message_bytes: usize) -> usize {
 
 /// One message as the batch publish body carries it (`{"body":…,"content_type":…}`).
 pub(crate) fn encode_message(message: &Message) -> Result<Bytes> {
-    serde_json::to_vec(message)
-        .map(Bytes::from)
+    // Sized for a text body without escapes plus the keys around it, so that the usual
+    // message is written without the buffer growing (and being copied) on the way.
+    let guess = match &message.body {
+        serde_json::Value::String(text) => text.len() + 64,
+        _ => 256,
+    };
+    let mut out = Vec::with_capacity(guess);
+    serde_json::to_writer(&mut out, message)
+        .map(|()| Bytes::from(out))
         .map_err(|e| Error::invalid("body", e.to_string()))
 }
 
 /// A batch publish body from encoded messages: byte for byte what serialising a
 /// [`BatchRequest`] without a batch delay gives, of length [`batch_request_len`].
-pub(crate) fn encode_batch<'a>(messages: impl Iterator<Item = &'a [u8]>) -> Bytes {
+pub(crate) fn encode_batch<'a>(messages: impl Iterator<Item = &'a [u8]> + Clone) -> Bytes {
+    // One allocation of the exact length, so the parts are copied once.
+    let (count, bytes) = messages
+        .clone()
+        .fold((0, 0), |(n, b), part| (n + 1, b + part.len()));
+    let mut body = Vec::with_capacity(batch_request_len(count, bytes));
     let mut parts = messages.peekable();
-    let mut body = Vec::with_capacity(BATCH_PREFIX.len() + BATCH_SUFFIX.len());
     body.extend_from_slice(BATCH_PREFIX);
     while let Some(part) = parts.next() {
         body.extend_from_slice(part);

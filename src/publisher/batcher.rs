@@ -1,18 +1,18 @@
-//! The publisher's background task: takes accepted messages in order, forms batch
-//! requests, and starts at most `max_concurrent_requests` of them at once.
+//! The publisher's background task: takes batches in order and starts at most
+//! `max_concurrent_requests` batch requests at once.
 //!
-//! A batch is taken from the front of the queue of waiting messages when one of these
-//! holds, checked in this order: it is complete (the next message would exceed
-//! `max_messages` or `max_bytes`), the publisher is closing, a flush covers its first
-//! message, or its first message has waited `max_delay`. Each message is numbered as it
-//! arrives; a flush waits for every number below the count at the time it arrived. The
-//! task ends once closing (a shutdown, or every handle dropped) and nothing is left.
+//! `publish` fills the open batch ([`Open`](super::shared::Open)) and hands it over
+//! when no further message can join it (by count or by bytes). The task takes the open
+//! batch itself when its first message has waited `max_delay`, on a flush, and on
+//! shutdown. Complete batches go first, then a due open batch. Every message gets an
+//! arrival number; a batch carries consecutive numbers, and a flush waits until every
+//! number below the count at the time it arrived has its outcome. The task ends once
+//! closing (a shutdown, or every handle dropped) and nothing is left.
 
-use super::report::Counters;
 use super::sender;
-use super::shared::{Command, Item, Shared};
-use crate::api::{batch_request_len, starts_new_batch};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use super::shared::{Batch, Command, Shared};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -21,73 +21,56 @@ use tokio::time::Instant;
 /// Most commands taken from the channel per pass of the task's loop.
 const RECEIVE_AT_ONCE: usize = 1024;
 
-/// How many messages from the front of `pending` make the next batch, and whether that
-/// batch is complete (no further message could join it).
-fn next_batch(pending: &VecDeque<Item>, max_messages: usize, max_bytes: usize) -> (usize, bool) {
-    let (mut len, mut bytes) = (0, 0);
-    for item in pending {
-        let size = item.body.len();
-        if starts_new_batch(
-            len,
-            batch_request_len(len + 1, bytes + size),
-            max_messages,
-            max_bytes,
-        ) {
-            return (len, true);
-        }
-        len += 1;
-        bytes += size;
-    }
-    (len, len >= max_messages)
-}
-
 pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
+    // However the task ends (its runtime dropping it included), the open batch is
+    // closed, so no caller waits on a message nobody will send.
+    let _closer = CloseOpen(shared.clone());
     let cfg = shared.cfg.clone();
-    let mut queue = Waiting::default();
-    // The numbers each running batch request carries, by task.
+    let mut ready: VecDeque<(Batch, &'static str)> = VecDeque::new();
     let mut inflight: JoinSet<()> = JoinSet::new();
-    let mut carried: HashMap<tokio::task::Id, Vec<u64>> = HashMap::new();
+    // The arrival numbers each running batch request carries, by task.
+    let mut carried: HashMap<tokio::task::Id, Range<u64>> = HashMap::new();
+    let mut answered = Answered::default();
     let mut waiters: Vec<(u64, oneshot::Sender<()>)> = Vec::new();
     let mut closed = false;
+    // When the open batch is due, once `publish` said it opened one.
+    let mut due: Option<Instant> = None;
     let mut next_lane = 0;
 
     loop {
+        if inflight.len() < cfg.max_concurrent_requests
+            && ready.is_empty()
+            && due.is_some_and(|at| Instant::now() >= at)
+        {
+            // The open batch may be a newer one than the deadline was set for.
+            let mut open = shared.open();
+            due = open.due(cfg.max_delay);
+            if due.is_some_and(|at| Instant::now() >= at) {
+                ready.extend(open.take().map(|b| (b, "age")));
+                due = None;
+            }
+        }
         while inflight.len() < cfg.max_concurrent_requests {
-            let Some(front) = queue.pending.front() else {
+            let Some((batch, reason)) = ready.pop_front() else {
                 break;
             };
-            let (len, complete) = next_batch(&queue.pending, shared.batch_cap, cfg.max_bytes);
-            let due = front.at.checked_add(cfg.max_delay).unwrap_or(front.at);
-            let reason = if complete {
-                "full"
-            } else if closed {
-                "shutdown"
-            } else if waiters.iter().any(|(mark, _)| *mark > front.seq) {
-                "flush"
-            } else if Instant::now() >= due {
-                "age"
-            } else {
-                break;
-            };
-            let batch: Vec<Item> = queue.pending.drain(..len.max(1)).collect();
-            let seqs = batch.iter().map(|item| item.seq).collect();
+            let seqs = batch.seqs();
             let lane = shared.pick_lane(&mut next_lane);
-            let task = inflight.spawn(sender::send(shared.clone(), lane, batch, reason));
+            let task = inflight.spawn(sender::send(shared.clone(), lane, batch.items, reason));
             carried.insert(task.id(), seqs);
         }
 
         // A flush is done once everything accepted before it has its outcome.
-        let oldest = queue.unanswered.first().copied().unwrap_or(u64::MAX);
         let mut i = 0;
         while i < waiters.len() {
-            if waiters[i].0 <= oldest {
+            if waiters[i].0 <= answered.below {
                 let (_, w) = waiters.swap_remove(i);
                 let _ = w.send(());
             } else {
                 i += 1;
             }
         }
-        if closed && queue.pending.is_empty() && inflight.is_empty() {
+        if closed && ready.is_empty() && inflight.is_empty() {
             for (_, w) in waiters.drain(..) {
                 let _ = w.send(());
             }
@@ -95,32 +78,36 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Com
         }
 
         let can_send = inflight.len() < cfg.max_concurrent_requests;
-        let wake = queue
-            .pending
-            .front()
-            .filter(|_| can_send)
-            .map(|f| f.at.checked_add(cfg.max_delay).unwrap_or(f.at));
+        let wake = due.filter(|_| can_send && ready.is_empty());
         tokio::select! {
             cmd = rx.recv(), if !closed => {
                 // Take whatever else is already queued too (a bounded amount), so that a
-                // burst of publishes costs one pass of this loop, not one each.
+                // burst of commands costs one pass of this loop, not one each.
                 let mut cmd = cmd;
                 let mut taken = 0;
                 loop {
                     taken += 1;
                     match cmd {
-                        Some(Command::Publish(item)) => queue.accept(item, &shared.counters),
-                        Some(Command::Flush(w)) => waiters.push((queue.next_seq, w)),
+                        Some(Command::Batch(batch)) => ready.push_back((batch, "full")),
+                        Some(Command::Opened) => due = shared.open().due(cfg.max_delay),
+                        Some(Command::Flush(w)) => {
+                            let mut open = shared.open();
+                            waiters.push((open.next_seq(), w));
+                            ready.extend(open.take().map(|b| (b, "flush")));
+                            due = None;
+                        }
                         Some(Command::Close) | None => {
                             closed = true;
                             shared.begin_close();
-                            // Take what is still in the channel: accepted before the close.
+                            ready.extend(shared.open().close().map(|b| (b, "shutdown")));
+                            due = None;
+                            // Take what is still in the channel: sent before the close.
                             rx.close();
                             while let Some(cmd) = rx.recv().await {
                                 match cmd {
-                                    Command::Publish(item) => queue.accept(item, &shared.counters),
-                                    Command::Flush(w) => waiters.push((queue.next_seq, w)),
-                                    Command::Close => {}
+                                    Command::Batch(batch) => ready.push_back((batch, "shutdown")),
+                                    Command::Flush(w) => waiters.push((u64::MAX, w)),
+                                    Command::Opened | Command::Close => {}
                                 }
                             }
                             break;
@@ -142,8 +129,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Com
                     Ok((id, ())) => id,
                     Err(e) => e.id(),
                 };
-                for seq in carried.remove(&id).unwrap_or_default() {
-                    queue.unanswered.remove(&seq);
+                if let Some(seqs) = carried.remove(&id) {
+                    answered.add(seqs);
                 }
             }
             () = sleep_until(wake), if wake.is_some() => {}
@@ -154,22 +141,37 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Com
     shared.report.send_replace(Some(report));
 }
 
-/// Accepted messages not yet sent, and the numbers of those without an outcome.
+/// Which arrival numbers have their outcome: all below `below`, and the ranges beyond
+/// it that finished early (batches finish out of order).
 #[derive(Default)]
-struct Waiting {
-    pending: VecDeque<Item>,
-    unanswered: BTreeSet<u64>,
-    next_seq: u64,
+struct Answered {
+    below: u64,
+    /// Finished ranges above `below`, by start.
+    ahead: BTreeMap<u64, u64>,
 }
 
-impl Waiting {
-    fn accept(&mut self, mut item: Item, counters: &Counters) {
-        item.seq = self.next_seq;
-        item.at = Instant::now();
-        self.next_seq += 1;
-        self.unanswered.insert(item.seq);
-        Counters::add(&counters.accepted, 1);
-        self.pending.push_back(item);
+impl Answered {
+    fn add(&mut self, seqs: Range<u64>) {
+        if seqs.start != self.below {
+            self.ahead.insert(seqs.start, seqs.end);
+            return;
+        }
+        self.below = seqs.end;
+        while let Some(end) = self.ahead.remove(&self.below) {
+            self.below = end;
+        }
+    }
+}
+
+/// Closes the open batch when dropped; what it held is dropped with it, unsent, and the
+/// callers' replies say the task went away.
+struct CloseOpen(Arc<Shared>);
+
+impl Drop for CloseOpen {
+    fn drop(&mut self) {
+        self.0.begin_close();
+        let left = self.0.open().close();
+        drop(left);
     }
 }
 
@@ -177,5 +179,23 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Answered;
+
+    #[test]
+    fn answered_numbers_advance_only_when_contiguous() {
+        let mut a = Answered::default();
+        a.add(100..200);
+        a.add(300..350);
+        assert_eq!(a.below, 0, "0..100 is still out");
+        a.add(0..100);
+        assert_eq!(a.below, 200);
+        a.add(200..300);
+        assert_eq!(a.below, 350);
+        assert!(a.ahead.is_empty());
     }
 }

@@ -79,7 +79,8 @@ use crate::models::Message;
 use bytes::Bytes;
 use flow::Reserve;
 use futures::future::BoxFuture;
-use shared::{Command, Item};
+use report::Counters;
+use shared::{Command, Item, Pushed};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -253,13 +254,36 @@ impl Publisher {
     fn enqueue(&self, body: Bytes, room: flow::Room) -> PublishFuture {
         let (reply, rx) = oneshot::channel();
         let item = Item::new(body, reply, room);
-        match self.handle.tx.send(Command::Publish(item)) {
-            Ok(()) => PublishFuture {
-                state: State::Accepted(rx),
+        let shared = &self.handle.shared;
+        let tx = &self.handle.tx;
+        // A batch closed here is sent to the task under the lock, so that batches reach
+        // it in the order their messages arrived. A send fails only once the task is
+        // gone; the batch's callers then learn that from their dropped replies.
+        let pushed = shared.open().push(
+            item,
+            shared.batch_cap,
+            shared.cfg.max_bytes,
+            |batch| {
+                let _ = tx.send(Command::Batch(batch));
             },
-            // The task has closed its channel: shut down. The item (and its room) is
-            // dropped here, unsent.
-            Err(_) => PublishFuture::ready(Err(Error::PublisherClosed)),
+        );
+        match pushed {
+            Pushed::Added { opened } => {
+                Counters::add(&shared.counters.accepted, 1);
+                if opened {
+                    // The task times the new batch's `max_delay` from now on.
+                    let _ = tx.send(Command::Opened);
+                }
+                PublishFuture {
+                    state: State::Accepted(rx),
+                }
+            }
+            // Shut down since the check in `prepare`: the item (and its room) is dropped
+            // here, unsent, outside the lock.
+            Pushed::Closed(item) => {
+                drop(item);
+                PublishFuture::ready(Err(Error::PublisherClosed))
+            }
         }
     }
 }

@@ -746,3 +746,36 @@ fn building_outside_a_runtime_is_an_error() {
     let err = client().queue("q").publisher().build().unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
 }
+
+#[test]
+fn a_message_in_the_open_batch_is_answered_when_the_runtime_goes_away() {
+    let fake = Fake::new(Duration::from_millis(1));
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (p, pending) = first.block_on(async {
+        let p = builder(1)
+            .max_delay(Duration::from_secs(3600))
+            .build_with(fake.clone())
+            .unwrap();
+        let pending = p.publish(text(0));
+        // The task starts and learns of the open batch; the batch is not due for an hour.
+        tokio::task::yield_now().await;
+        (p, pending)
+    });
+    // The runtime takes the task with it while the message waits in the open batch.
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = second.block_on(async { tokio::time::timeout(Duration::from_secs(5), pending).await });
+    let result = outcome.expect("the caller is answered, not left waiting");
+    assert!(
+        matches!(&result, Err(Error::MaybeStored { source }) if matches!(**source, Error::PublisherClosed)),
+        "{result:?}"
+    );
+    assert!(matches!(p.try_publish(text(1)), Err(Error::PublisherClosed)));
+    assert!(fake.sizes().is_empty(), "nothing was sent");
+}
