@@ -272,8 +272,8 @@ pub(crate) fn starts_new_batch(
 }
 
 /// What a batch publish body adds around its messages: `{"messages":[` … `]}`.
-const BATCH_PREFIX: &[u8] = b"{\"messages\":[";
-const BATCH_SUFFIX: &[u8] = b"]}";
+pub(crate) const BATCH_PREFIX: &[u8] = b"{\"messages\":[";
+pub(crate) const BATCH_SUFFIX: &[u8] = b"]}";
 
 /// The exact size of a batch publish body holding `len` messages whose own JSON
 /// encodings ([`encode_message`]) add up to `message_bytes`: the envelope, the messages,
@@ -282,18 +282,18 @@ pub(crate) fn batch_request_len(len: usize, message_bytes: usize) -> usize {
     BATCH_PREFIX.len() + BATCH_SUFFIX.len() + message_bytes + len.saturating_sub(1)
 }
 
-/// One message as the batch publish body carries it (`{"body":…,"content_type":…}`).
-pub(crate) fn encode_message(message: &Message) -> Result<Bytes> {
-    // Sized for a text body without escapes plus the keys around it, so that the usual
+/// One message as the batch publish body carries it (`{"body":…,"content_type":…}`),
+/// written into `out` (cleared first), which keeps its capacity for the next.
+pub(crate) fn encode_message_into(message: &Message, out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    // Room for a text body without escapes plus the keys around it, so that the usual
     // message is written without the buffer growing (and being copied) on the way.
     let guess = match &message.body {
         serde_json::Value::String(text) => text.len() + 64,
         _ => 256,
     };
-    let mut out = Vec::with_capacity(guess);
-    serde_json::to_writer(&mut out, message)
-        .map(|()| Bytes::from(out))
-        .map_err(|e| Error::invalid("body", e.to_string()))
+    out.reserve(guess);
+    serde_json::to_writer(&mut *out, message).map_err(|e| Error::invalid("body", e.to_string()))
 }
 
 /// A batch publish body from encoded messages: byte for byte what serialising a
@@ -669,9 +669,13 @@ mod tests {
                 .with_delay(Duration::from_secs(30)),
             Message::text("é"),
         ];
-        let parts: Vec<Bytes> = messages
+        let parts: Vec<Vec<u8>> = messages
             .iter()
-            .map(|m| encode_message(m).unwrap())
+            .map(|m| {
+                let mut out = Vec::new();
+                encode_message_into(m, &mut out).unwrap();
+                out
+            })
             .collect();
         let expected = serde_json::to_vec(&BatchRequest {
             messages: messages.clone(),
@@ -680,7 +684,7 @@ mod tests {
         .unwrap();
         let body = encode_batch(parts.iter().map(|p| &p[..]));
         assert_eq!(&body[..], &expected[..]);
-        let sum = parts.iter().map(Bytes::len).sum();
+        let sum = parts.iter().map(Vec::len).sum();
         assert_eq!(batch_request_len(parts.len(), sum), body.len());
         assert_eq!(&encode_batch(std::iter::empty())[..], b"{\"messages\":[]}");
         assert_eq!(batch_request_len(0, 0), 15);

@@ -19,7 +19,10 @@ pub use messages::{
     AckMessages, BatchReceipt, ExtendLeases, LeaseExtension, LeaseExtensions, LeaseToExtend,
     PullMessages, SendBatch, SendMessage,
 };
-pub(crate) use messages::{batch_request_len, encode_batch, encode_message, starts_new_batch};
+pub(crate) use messages::{
+    BATCH_PREFIX, BATCH_SUFFIX, batch_request_len, encode_batch, encode_message_into,
+    starts_new_batch,
+};
 pub use purge::{GetPurgeStatus, PeekMessages, PurgeConfirmation, PurgeMessages, PurgeQueue};
 pub use queues::{
     CreateQueue, DeleteQueue, EditQueue, FindQueue, GetMetrics, GetQueue, ListQueues, Queues,

@@ -22,9 +22,6 @@ use tokio::time::Instant;
 const RECEIVE_AT_ONCE: usize = 1024;
 
 pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
-    // However the task ends (its runtime dropping it included), the open batch is
-    // closed, so no caller waits on a message nobody will send.
-    let _closer = CloseOpen(shared.clone());
     let cfg = shared.cfg.clone();
     let mut ready: VecDeque<(Batch, &'static str)> = VecDeque::new();
     let mut inflight: JoinSet<()> = JoinSet::new();
@@ -56,7 +53,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Com
             };
             let seqs = batch.seqs();
             let lane = shared.pick_lane(&mut next_lane);
-            let task = inflight.spawn(sender::send(shared.clone(), lane, batch.items, reason));
+            let task = inflight.spawn(sender::send(shared.clone(), lane, batch, reason));
             carried.insert(task.id(), seqs);
         }
 
@@ -163,9 +160,11 @@ impl Answered {
     }
 }
 
-/// Closes the open batch when dropped; what it held is dropped with it, unsent, and the
-/// callers' replies say the task went away.
-struct CloseOpen(Arc<Shared>);
+/// Closes the open batch when dropped; what it held is dropped with it, unsent, and its
+/// callers learn that the task went away. The task's future owns one from the moment it
+/// is spawned, so however the task ends (a panic, or its runtime dropping it, even
+/// before its first poll) no caller waits on a message nobody will send.
+pub(crate) struct CloseOpen(pub(crate) Arc<Shared>);
 
 impl Drop for CloseOpen {
     fn drop(&mut self) {

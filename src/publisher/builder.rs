@@ -191,8 +191,10 @@ impl PublisherBuilder {
         }
         let (shared, tx, rx) = Shared::new(cfg, lanes, pusher);
         let task = shared.clone();
+        let closer = batcher::CloseOpen(shared.clone());
         runtime.spawn(async move {
             use futures::FutureExt as _;
+            let _closer = closer;
             let run = std::panic::AssertUnwindSafe(batcher::run(task.clone(), rx));
             if run.catch_unwind().await.is_err() {
                 // A bug, but no caller may wait forever: the messages it held were

@@ -1,19 +1,46 @@
 //! Flow control: how many messages and encoded bytes may await the server at once.
 //!
-//! Two FIFO semaphores, one counting messages and one bytes. An accepted message holds a
-//! [`Room`] (one message permit and its size in byte permits) until its outcome is known;
-//! dropping the item, on any path, gives the room back, so room cannot leak. Tokio's
-//! semaphore hands released permits to waiters in arrival order and `try_acquire` fails
-//! while anyone waits, so a message never overtakes one that was waiting before it.
+//! Two FIFO semaphores, one counting messages and one bytes. Accepted messages hold a
+//! [`Room`] (message permits and byte permits) until their outcome is known; a batch
+//! merges its messages' rooms into one, so permits go back once per batch. Dropping a
+//! room, on any path, gives its permits back, so room cannot leak. Tokio's semaphore
+//! hands released permits to waiters in arrival order and `try_acquire` fails while
+//! anyone waits, so a message never overtakes one that was waiting before it.
 
 use std::sync::Arc;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::{Semaphore, TryAcquireError};
 
-/// Room held by one accepted message.
+#[derive(Debug)]
+struct Permits {
+    messages: Semaphore,
+    bytes: Semaphore,
+}
+
+/// Room held by accepted messages: permits taken, given back on drop.
 #[derive(Debug)]
 pub(crate) struct Room {
-    _message: OwnedSemaphorePermit,
-    _bytes: OwnedSemaphorePermit,
+    permits: Arc<Permits>,
+    messages: usize,
+    bytes: usize,
+}
+
+impl Room {
+    /// Takes over `other`'s permits (both come from the same [`Flow`]).
+    pub(crate) fn merge(&mut self, mut other: Room) {
+        self.messages += std::mem::take(&mut other.messages);
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        if self.messages > 0 {
+            self.permits.messages.add_permits(self.messages);
+        }
+        if self.bytes > 0 {
+            self.permits.bytes.add_permits(self.bytes);
+        }
+    }
 }
 
 /// What [`Flow::try_reserve`] found.
@@ -26,8 +53,7 @@ pub(crate) enum Reserve {
 
 #[derive(Debug)]
 pub(crate) struct Flow {
-    messages: Arc<Semaphore>,
-    bytes: Arc<Semaphore>,
+    permits: Arc<Permits>,
     max_messages: usize,
     max_bytes: usize,
 }
@@ -37,10 +63,20 @@ impl Flow {
         let max_messages = max_messages.min(Semaphore::MAX_PERMITS);
         let max_bytes = max_bytes.min(Semaphore::MAX_PERMITS);
         Flow {
-            messages: Arc::new(Semaphore::new(max_messages)),
-            bytes: Arc::new(Semaphore::new(max_bytes)),
+            permits: Arc::new(Permits {
+                messages: Semaphore::new(max_messages),
+                bytes: Semaphore::new(max_bytes),
+            }),
             max_messages,
             max_bytes,
+        }
+    }
+
+    fn room(&self, bytes: usize) -> Room {
+        Room {
+            permits: self.permits.clone(),
+            messages: 1,
+            bytes,
         }
     }
 
@@ -49,45 +85,49 @@ impl Flow {
         let Ok(n) = u32::try_from(size) else {
             return Reserve::Full;
         };
-        let message = match self.messages.clone().try_acquire_owned() {
-            Ok(p) => p,
+        match self.permits.messages.try_acquire() {
+            Ok(p) => p.forget(),
             Err(TryAcquireError::NoPermits) => return Reserve::Full,
             Err(TryAcquireError::Closed) => return Reserve::Closed,
-        };
-        match self.bytes.clone().try_acquire_many_owned(n) {
-            Ok(bytes) => Reserve::Room(Room {
-                _message: message,
-                _bytes: bytes,
-            }),
-            Err(TryAcquireError::NoPermits) => Reserve::Full,
-            Err(TryAcquireError::Closed) => Reserve::Closed,
+        }
+        match self.permits.bytes.try_acquire_many(n) {
+            Ok(p) => {
+                p.forget();
+                Reserve::Room(self.room(size))
+            }
+            Err(e) => {
+                self.permits.messages.add_permits(1);
+                match e {
+                    TryAcquireError::NoPermits => Reserve::Full,
+                    TryAcquireError::Closed => Reserve::Closed,
+                }
+            }
         }
     }
 
     /// Waits for room; `None` once flow control is closed (shutdown).
     pub(crate) async fn reserve(&self, size: usize) -> Option<Room> {
         let n = u32::try_from(size).ok()?;
-        let message = self.messages.clone().acquire_owned().await.ok()?;
-        let bytes = self.bytes.clone().acquire_many_owned(n).await.ok()?;
-        Some(Room {
-            _message: message,
-            _bytes: bytes,
-        })
+        let message = self.permits.messages.acquire().await.ok()?;
+        let bytes = self.permits.bytes.acquire_many(n).await.ok()?;
+        message.forget();
+        bytes.forget();
+        Some(self.room(size))
     }
 
     /// Wakes every waiter with "closed"; held room is still given back on drop.
     pub(crate) fn close(&self) {
-        self.messages.close();
-        self.bytes.close();
+        self.permits.messages.close();
+        self.permits.bytes.close();
     }
 
     /// Messages and bytes accepted and not yet answered.
     pub(crate) fn outstanding(&self) -> (usize, usize) {
         (
             self.max_messages
-                .saturating_sub(self.messages.available_permits()),
+                .saturating_sub(self.permits.messages.available_permits()),
             self.max_bytes
-                .saturating_sub(self.bytes.available_permits()),
+                .saturating_sub(self.permits.bytes.available_permits()),
         )
     }
 }
@@ -118,6 +158,26 @@ mod tests {
         assert_eq!(flow.outstanding(), (0, 0));
         flow.close();
         assert!(matches!(flow.try_reserve(1), Reserve::Closed));
+    }
+
+    #[test]
+    fn merged_rooms_give_every_permit_back_once() {
+        let flow = Flow::new(5, 1000);
+        let rooms: Vec<Room> = [100, 200, 300]
+            .into_iter()
+            .map(|size| match flow.try_reserve(size) {
+                Reserve::Room(room) => room,
+                other => panic!("room expected, got {other:?}"),
+            })
+            .collect();
+        let mut rooms = rooms.into_iter();
+        let mut batch = rooms.next().unwrap();
+        for room in rooms {
+            batch.merge(room);
+        }
+        assert_eq!(flow.outstanding(), (3, 600), "merging gives nothing back");
+        drop(batch);
+        assert_eq!(flow.outstanding(), (0, 0));
     }
 
     #[tokio::test(start_paused = true)]

@@ -62,6 +62,7 @@ mod builder;
 mod config;
 mod flow;
 mod lane;
+mod outcome;
 mod pusher;
 mod redrive;
 mod report;
@@ -76,11 +77,11 @@ pub use report::{PublisherReport, PublisherStats};
 
 use crate::error::{Error, Result};
 use crate::models::Message;
-use bytes::Bytes;
 use flow::Reserve;
 use futures::future::BoxFuture;
+use outcome::Outcomes;
 use report::Counters;
-use shared::{Command, Item, Pushed};
+use shared::{Command, Pushed};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -146,20 +147,24 @@ impl Publisher {
     /// withdraw it. Otherwise the future waits for room (first come, first served) and
     /// the message is accepted when room is found.
     pub fn publish(&self, message: impl Into<Message>) -> PublishFuture {
-        match self.prepare(&message.into()) {
-            Err(err) => PublishFuture::ready(Err(err)),
-            Ok(body) => match self.handle.shared.flow.try_reserve(body.len()) {
-                Reserve::Room(room) => self.enqueue(body, room),
+        let message = message.into();
+        SCRATCH.with_borrow_mut(|encoded| {
+            if let Err(err) = self.prepare(&message, encoded) {
+                return PublishFuture::ready(Err(err));
+            }
+            match self.handle.shared.flow.try_reserve(encoded.len()) {
+                Reserve::Room(room) => self.enqueue(encoded, room),
                 Reserve::Closed => PublishFuture::ready(Err(Error::PublisherClosed)),
                 Reserve::Full => {
                     let this = self.clone();
+                    let encoded = encoded.clone();
                     PublishFuture {
                         state: State::Waiting(Box::pin(async move {
-                            let Some(room) = this.handle.shared.flow.reserve(body.len()).await
+                            let Some(room) = this.handle.shared.flow.reserve(encoded.len()).await
                             else {
                                 return Err(Error::PublisherClosed);
                             };
-                            let accepted = this.enqueue(body, room);
+                            let accepted = this.enqueue(&encoded, room);
                             // Holding no handle while waiting lets the task stop once
                             // every publisher is dropped.
                             drop(this);
@@ -167,8 +172,8 @@ impl Publisher {
                         })),
                     }
                 }
-            },
-        }
+            }
+        })
     }
 
     /// Like [`publish`](Publisher::publish), but never waits for room: when flow control
@@ -176,15 +181,18 @@ impl Publisher {
     /// down publisher as errors too). On `Ok` the message is accepted; the future
     /// resolves when the server has stored it.
     pub fn try_publish(&self, message: impl Into<Message>) -> Result<PublishFuture> {
-        let body = self.prepare(&message.into())?;
-        match self.handle.shared.flow.try_reserve(body.len()) {
-            Reserve::Room(room) => Ok(self.enqueue(body, room)),
-            Reserve::Closed => Err(Error::PublisherClosed),
-            Reserve::Full => Err(Error::PublisherFull {
-                max_messages: self.handle.shared.cfg.max_outstanding_messages,
-                max_bytes: self.handle.shared.cfg.max_outstanding_bytes,
-            }),
-        }
+        let message = message.into();
+        SCRATCH.with_borrow_mut(|encoded| {
+            self.prepare(&message, encoded)?;
+            match self.handle.shared.flow.try_reserve(encoded.len()) {
+                Reserve::Room(room) => Ok(self.enqueue(encoded, room)),
+                Reserve::Closed => Err(Error::PublisherClosed),
+                Reserve::Full => Err(Error::PublisherFull {
+                    max_messages: self.handle.shared.cfg.max_outstanding_messages,
+                    max_bytes: self.handle.shared.cfg.max_outstanding_bytes,
+                }),
+            }
+        })
     }
 
     /// Waits until every message accepted before this call has its outcome (stored or
@@ -231,15 +239,15 @@ impl Publisher {
             .collect()
     }
 
-    /// Checks and encodes a message; nothing is sent on failure.
-    fn prepare(&self, message: &Message) -> Result<Bytes> {
+    /// Checks a message and encodes it into `encoded`; nothing is sent on failure.
+    fn prepare(&self, message: &Message, encoded: &mut Vec<u8>) -> Result<()> {
         if self.handle.shared.is_closing() {
             return Err(Error::PublisherClosed);
         }
         message.validate("message")?;
-        let body = crate::api::encode_message(message)?;
+        crate::api::encode_message_into(message, encoded)?;
         let max = self.handle.shared.cfg.max_bytes;
-        let alone = crate::api::batch_request_len(1, body.len());
+        let alone = crate::api::batch_request_len(1, encoded.len());
         if alone > max {
             return Err(Error::invalid(
                 "message",
@@ -248,19 +256,18 @@ impl Publisher {
                 ),
             ));
         }
-        Ok(body)
+        Ok(())
     }
 
-    fn enqueue(&self, body: Bytes, room: flow::Room) -> PublishFuture {
-        let (reply, rx) = oneshot::channel();
-        let item = Item::new(body, reply, room);
+    fn enqueue(&self, encoded: &[u8], room: flow::Room) -> PublishFuture {
         let shared = &self.handle.shared;
         let tx = &self.handle.tx;
         // A batch closed here is sent to the task under the lock, so that batches reach
         // it in the order their messages arrived. A send fails only once the task is
-        // gone; the batch's callers then learn that from their dropped replies.
+        // gone; the batch, dropped, then tells its callers so.
         let pushed = shared.open().push(
-            item,
+            encoded,
+            room,
             shared.batch_cap,
             shared.cfg.max_bytes,
             |batch| {
@@ -268,24 +275,30 @@ impl Publisher {
             },
         );
         match pushed {
-            Pushed::Added { opened } => {
+            Pushed::Added {
+                outcomes,
+                slot,
+                opened,
+            } => {
                 Counters::add(&shared.counters.accepted, 1);
                 if opened {
                     // The task times the new batch's `max_delay` from now on.
                     let _ = tx.send(Command::Opened);
                 }
                 PublishFuture {
-                    state: State::Accepted(rx),
+                    state: State::Accepted(outcomes, slot),
                 }
             }
-            // Shut down since the check in `prepare`: the item (and its room) is dropped
-            // here, unsent, outside the lock.
-            Pushed::Closed(item) => {
-                drop(item);
-                PublishFuture::ready(Err(Error::PublisherClosed))
-            }
+            // Shut down since the check in `prepare`; the room was given back.
+            Pushed::Closed => PublishFuture::ready(Err(Error::PublisherClosed)),
         }
     }
+}
+
+thread_local! {
+    /// Where `publish` encodes a message before copying it into the open batch: one
+    /// buffer per thread, reused, instead of an allocation per message.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The outcome of one [`Publisher::publish`]: resolves to [`Published`] once the server
@@ -297,7 +310,8 @@ pub struct PublishFuture {
 
 enum State {
     Done(Option<Result<Published>>),
-    Accepted(oneshot::Receiver<Result<Published>>),
+    /// Accepted: the outcome will be in the batch's slot.
+    Accepted(Arc<Outcomes>, usize),
     Waiting(BoxFuture<'static, Result<Published>>),
 }
 
@@ -313,7 +327,7 @@ impl std::fmt::Debug for PublishFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
             State::Done(_) => "done",
-            State::Accepted(_) => "accepted",
+            State::Accepted(..) => "accepted",
             State::Waiting(_) => "waiting for room",
         };
         f.debug_struct("PublishFuture")
@@ -331,15 +345,7 @@ impl Future for PublishFuture {
                 Poll::Ready(result.take().unwrap_or(Err(Error::PublisherClosed)))
             }
             State::Waiting(fut) => fut.as_mut().poll(cx),
-            State::Accepted(rx) => Pin::new(rx).poll(cx).map(|answer| {
-                answer.unwrap_or_else(|_| {
-                    // The task was torn down with the message in hand (its runtime
-                    // stopped): it may or may not have reached the server.
-                    Err(Error::MaybeStored {
-                        source: Arc::new(Error::PublisherClosed),
-                    })
-                })
-            }),
+            State::Accepted(outcomes, slot) => outcomes.poll(*slot, cx),
         }
     }
 }

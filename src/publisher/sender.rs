@@ -18,8 +18,7 @@
 use super::Published;
 use super::lane::Lane;
 use super::report::Counters;
-use super::shared::{Item, Shared};
-use crate::api::encode_batch;
+use super::shared::{Batch, Shared};
 use crate::error::Error;
 use crate::retry::{Class, classify};
 use std::sync::Arc;
@@ -28,7 +27,7 @@ use tracing::Instrument as _;
 
 /// Sends `batch` to the queue at `lane`, splitting it if the server refuses it as a
 /// whole, until every message has its outcome.
-pub(crate) async fn send(shared: Arc<Shared>, lane: usize, batch: Vec<Item>, reason: &'static str) {
+pub(crate) async fn send(shared: Arc<Shared>, lane: usize, batch: Batch, reason: &'static str) {
     let mut work = vec![batch];
     while let Some(batch) = work.pop() {
         if let Some((left, right)) = send_one(&shared, lane, batch, reason).await {
@@ -67,13 +66,13 @@ fn judge(err: &Error) -> Verdict {
     }
 }
 
-type Halves = (Vec<Item>, Vec<Item>);
+type Halves = (Batch, Batch);
 
 /// One batch until it is stored, fails, or is split (returned in two halves).
 async fn send_one(
     shared: &Shared,
     index: usize,
-    mut batch: Vec<Item>,
+    mut batch: Batch,
     reason: &'static str,
 ) -> Option<Halves> {
     let Some(lane) = shared.lanes.get(index) else {
@@ -85,8 +84,8 @@ async fn send_one(
         return None;
     };
     let cfg = &shared.cfg;
-    let n = batch.len();
-    let body = encode_batch(batch.iter().map(|item| &item.body[..]));
+    let n = batch.items.len();
+    let body = batch.request_body();
     let give_up_at = Instant::now()
         .checked_add(cfg.give_up_after)
         .unwrap_or_else(Instant::now);
@@ -98,10 +97,15 @@ async fn send_one(
             // A pause that began while waiting for tokens holds this batch too.
             lane.wait_open().await;
         }
-        for item in &mut batch {
+        for item in &mut batch.items {
             item.attempts += 1;
         }
-        let attempt = batch.iter().map(|item| item.attempts).max().unwrap_or(1);
+        let attempt = batch
+            .items
+            .iter()
+            .map(|item| item.attempts)
+            .max()
+            .unwrap_or(1);
         Counters::add(&shared.counters.requests, 1);
         Counters::add(&shared.counters.messages_sent, n);
         let span = tracing::debug_span!(
@@ -147,7 +151,7 @@ async fn send_one(
             }
             Verdict::Ambiguous => {
                 Counters::add(&shared.counters.ambiguous, 1);
-                for item in &mut batch {
+                for item in &mut batch.items {
                     item.maybe_stored = true;
                 }
                 if cfg.at_most_once || out_of_time {
@@ -192,29 +196,27 @@ async fn send_one(
 }
 
 /// Every message of the batch is stored.
-fn succeed(shared: &Shared, lane: &Lane, batch: Vec<Item>) {
-    Counters::add(&shared.counters.published, batch.len());
-    for item in batch {
-        if item.maybe_stored {
-            Counters::add(&shared.counters.possibly_duplicated, 1);
-        }
-        let published = Published {
+fn succeed(shared: &Shared, lane: &Lane, batch: Batch) {
+    Counters::add(&shared.counters.published, batch.items.len());
+    let duplicated = batch.items.iter().filter(|item| item.maybe_stored).count();
+    Counters::add(&shared.counters.possibly_duplicated, duplicated);
+    batch.answer(|item| {
+        Ok(Published {
             queue_id: lane.id.clone(),
             attempts: item.attempts,
             possibly_duplicated: item.maybe_stored,
-        };
-        item.answer(Ok(published));
-    }
+        })
+    });
 }
 
 /// Every message of the batch fails with `err`: as [`Error::MaybeStored`] when a request
 /// carrying it may have stored it, else as the error itself (an API error is copied for
 /// each; anything else is shared through [`Error::Publish`]).
-fn fail(shared: &Shared, batch: Vec<Item>, err: Error) {
-    Counters::add(&shared.counters.failed, batch.len());
+fn fail(shared: &Shared, batch: Batch, err: Error) {
+    Counters::add(&shared.counters.failed, batch.items.len());
     let err = Arc::new(err);
-    for item in batch {
-        let own = if item.maybe_stored {
+    batch.answer(|item| {
+        Err(if item.maybe_stored {
             Error::MaybeStored {
                 source: err.clone(),
             }
@@ -223,9 +225,8 @@ fn fail(shared: &Shared, batch: Vec<Item>, err: Error) {
                 Error::Api(api) => Error::Api(api.clone()),
                 _ => Error::Publish(err.clone()),
             }
-        };
-        item.answer(Err(own));
-    }
+        })
+    });
 }
 
 #[cfg(test)]

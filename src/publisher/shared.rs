@@ -1,66 +1,106 @@
-//! What the publisher's parts share: an accepted message ([`Item`]), the batch being
-//! filled ([`Open`]), the commands the task takes, and the state of one publisher
+//! What the publisher's parts share: an accepted message ([`Item`]) and the batch it
+//! travels in ([`Batch`]), the batch being filled ([`Open`]), the commands the task takes, and the state of one publisher
 //! ([`Shared`]).
 
 use super::Published;
 use super::config::Config;
 use super::flow::{Flow, Room};
 use super::lane::Lane;
+use super::outcome::Outcomes;
 use super::pusher::Pusher;
 use super::report::{self, Counters, PublisherReport, PublisherStats};
-use crate::error::Result;
-use bytes::Bytes;
-use crate::api::{batch_request_len, starts_new_batch};
+use crate::api::{BATCH_PREFIX, BATCH_SUFFIX, batch_request_len, encode_batch, starts_new_batch};
+use crate::error::{Error, Result};
 use crate::limits::MAX_BATCH_MESSAGES;
+use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-/// One accepted message.
+/// One accepted message, as a batch carries it.
 #[derive(Debug)]
 pub(crate) struct Item {
-    /// The message as the batch body carries it.
-    pub(crate) body: Bytes,
+    /// Its slot in the batch's [`Outcomes`].
+    slot: usize,
+    /// Where its encoding lies in the batch's body.
+    start: usize,
+    end: usize,
     /// Requests that carried it so far.
     pub(crate) attempts: u32,
     /// Whether a request carrying it had an unknown outcome.
     pub(crate) maybe_stored: bool,
-    reply: oneshot::Sender<Result<Published>>,
-    /// Flow-control room, given back when the item is dropped.
-    _room: Room,
 }
 
-impl Item {
-    pub(crate) fn new(body: Bytes, reply: oneshot::Sender<Result<Published>>, room: Room) -> Self {
-        Item {
-            body,
-            attempts: 0,
-            maybe_stored: false,
-            reply,
-            _room: room,
-        }
-    }
-
-    /// Answers the publisher's caller (who may have stopped listening) and gives the room
-    /// back.
-    pub(crate) fn answer(self, result: Result<Published>) {
-        let _ = self.reply.send(result);
-    }
-}
-
-/// Messages that make one batch request: consecutive arrival numbers from `first`.
+/// Messages that make one batch request: consecutive arrival numbers from `first`. A
+/// batch the server refuses as a whole is split, and the halves keep the body and the
+/// outcomes of the batch they came from.
 #[derive(Debug)]
 pub(crate) struct Batch {
     pub(crate) first: u64,
+    /// The request body of the batch as it was closed.
+    body: Bytes,
+    /// Whether `items` are all the messages in `body` (not a half of a split batch).
+    whole: bool,
     pub(crate) items: Vec<Item>,
+    outcomes: Arc<Outcomes>,
 }
 
 impl Batch {
     /// The arrival numbers it carries, `first..end`.
     pub(crate) fn seqs(&self) -> std::ops::Range<u64> {
         self.first..self.first + self.items.len() as u64
+    }
+
+    /// The request body for its messages.
+    pub(crate) fn request_body(&self) -> Bytes {
+        if self.whole {
+            return self.body.clone();
+        }
+        encode_batch(
+            self.items
+                .iter()
+                .map(|item| &self.body[item.start..item.end]),
+        )
+    }
+
+    /// Splits off the messages from `at` on into a batch of their own.
+    pub(crate) fn split_off(&mut self, at: usize) -> Batch {
+        self.whole = false;
+        Batch {
+            first: self.first + at as u64,
+            body: self.body.clone(),
+            whole: false,
+            items: self.items.split_off(at),
+            outcomes: self.outcomes.clone(),
+        }
+    }
+
+    /// Answers every message, each with the result `each` gives it.
+    pub(crate) fn answer(mut self, mut each: impl FnMut(&Item) -> Result<Published>) {
+        let items = std::mem::take(&mut self.items);
+        self.outcomes
+            .answer(items.iter().map(|item| (item.slot, each(item))));
+    }
+}
+
+impl Drop for Batch {
+    /// A batch dropped unanswered (its task torn down with it) tells its callers that
+    /// the outcome is unknown: it may or may not have reached the server.
+    fn drop(&mut self) {
+        if self.items.is_empty() {
+            return;
+        }
+        let lost = Arc::new(Error::PublisherClosed);
+        self.outcomes.answer(self.items.iter().map(|item| {
+            (
+                item.slot,
+                Err(Error::MaybeStored {
+                    source: lost.clone(),
+                }),
+            )
+        }));
     }
 }
 
@@ -79,11 +119,15 @@ pub(crate) enum Command {
 /// complete, hands it to the task (still under the lock, so batches reach the task in
 /// arrival order); the task takes it early when it is due (`max_delay`), on a flush and
 /// on shutdown. One hand-over per batch, where a channel message per publish woke the
-/// task (often on another thread) for nearly every message.
+/// task (often on another thread) for nearly every message. Messages are copied into
+/// the request body as they arrive, so closing a batch copies nothing.
 #[derive(Debug)]
 pub(crate) struct Open {
+    /// `{"messages":[` and the messages so far, comma-separated.
+    body: Vec<u8>,
     items: Vec<Item>,
-    /// Encoded bytes of `items`.
+    outcomes: Arc<Outcomes>,
+    /// Encoded bytes of the messages (the request length without its frame).
     bytes: usize,
     /// When the first of `items` arrived.
     since: Instant,
@@ -91,40 +135,53 @@ pub(crate) struct Open {
     next_seq: u64,
     /// Set when the task takes the last batch: nothing more is accepted.
     closed: bool,
+    /// Messages per batch at most, for the buffers' sizes.
+    max_messages: usize,
 }
 
 /// What [`Open::push`] did.
 pub(crate) enum Pushed {
-    /// The message joined the open batch, which it started if `opened`.
-    Added { opened: bool },
-    /// The publisher has shut down: the message is handed back, unsent.
-    Closed(Item),
+    /// The message joined the open batch, which it started if `opened`; its outcome
+    /// will be in `outcomes` at `slot`.
+    Added {
+        outcomes: Arc<Outcomes>,
+        slot: usize,
+        opened: bool,
+    },
+    /// The publisher has shut down: the message was not accepted.
+    Closed,
 }
 
 impl Open {
-    fn new() -> Self {
+    fn new(max_messages: usize) -> Self {
+        let max_messages = max_messages.clamp(1, MAX_BATCH_MESSAGES);
         Open {
-            items: Vec::new(),
+            body: batch_prefix(0),
+            items: Vec::with_capacity(max_messages),
+            outcomes: Outcomes::new(max_messages),
             bytes: 0,
             since: Instant::now(),
             next_seq: 0,
             closed: false,
+            max_messages,
         }
     }
 
-    /// Adds an accepted message, first sending on the open batch if the message cannot
-    /// join it, and after it if it is full. `send` gets each closed batch.
+    /// Adds an accepted message (`encoded` as the batch body carries it, holding
+    /// `room`), first sending on the open batch if the message cannot join it, and
+    /// after it if it is full. `send` gets each closed batch.
     pub(crate) fn push(
         &mut self,
-        item: Item,
+        encoded: &[u8],
+        room: Room,
         max_messages: usize,
         max_bytes: usize,
         mut send: impl FnMut(Batch),
     ) -> Pushed {
         if self.closed {
-            return Pushed::Closed(item);
+            return Pushed::Closed;
         }
-        let size = item.body.len();
+        let size = encoded.len();
         let len = self.items.len();
         if starts_new_batch(
             len,
@@ -136,21 +193,36 @@ impl Open {
                 send(batch);
             }
         }
-        let opened = self.items.is_empty();
+        let mut opened = self.items.is_empty();
         if opened {
             self.since = Instant::now();
-            self.items.reserve(max_messages.min(MAX_BATCH_MESSAGES));
+        } else {
+            self.body.push(b',');
         }
-        self.items.push(item);
+        let start = self.body.len();
+        self.body.extend_from_slice(encoded);
+        let slot = self.outcomes.add(room);
+        self.items.push(Item {
+            slot,
+            start,
+            end: self.body.len(),
+            attempts: 0,
+            maybe_stored: false,
+        });
         self.bytes += size;
         self.next_seq += 1;
+        let outcomes = self.outcomes.clone();
         if self.items.len() >= max_messages {
             if let Some(batch) = self.take() {
                 send(batch);
             }
-            return Pushed::Added { opened: false };
+            opened = false;
         }
-        Pushed::Added { opened }
+        Pushed::Added {
+            outcomes,
+            slot,
+            opened,
+        }
     }
 
     /// The open batch, if it holds anything.
@@ -158,11 +230,18 @@ impl Open {
         if self.items.is_empty() {
             return None;
         }
-        let items = std::mem::take(&mut self.items);
+        let hint = self.body.len() + BATCH_SUFFIX.len();
+        let mut body = std::mem::replace(&mut self.body, batch_prefix(hint));
+        body.extend_from_slice(BATCH_SUFFIX);
+        let items = std::mem::replace(&mut self.items, Vec::with_capacity(self.max_messages));
+        let outcomes = std::mem::replace(&mut self.outcomes, Outcomes::new(self.max_messages));
         self.bytes = 0;
         Some(Batch {
             first: self.next_seq - items.len() as u64,
+            body: Bytes::from(body),
+            whole: true,
             items,
+            outcomes,
         })
     }
 
@@ -181,6 +260,13 @@ impl Open {
         self.closed = true;
         self.take()
     }
+}
+
+/// A fresh batch body: the frame's opening, with room for `hint` bytes.
+fn batch_prefix(hint: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(hint.max(BATCH_PREFIX.len() + BATCH_SUFFIX.len()));
+    body.extend_from_slice(BATCH_PREFIX);
+    body
 }
 
 /// State shared by the handles, the task and the batch senders.
@@ -222,7 +308,7 @@ impl Shared {
             pusher,
             counters: Counters::default(),
             batch_cap,
-            open: Mutex::new(Open::new()),
+            open: Mutex::new(Open::new(batch_cap)),
             closing: AtomicBool::new(false),
             report: watch::Sender::new(None),
         });

@@ -5,6 +5,7 @@ use super::pusher::Pusher;
 use super::*;
 use crate::error::{ApiError, ErrorCode, ErrorDetail};
 use crate::retry::Backoff;
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -176,6 +177,13 @@ fn builder(lanes: usize) -> PublisherBuilder {
     )
 }
 
+/// A message's length as a batch body carries it.
+fn encoded_len(message: &Message) -> usize {
+    let mut out = Vec::new();
+    crate::api::encode_message_into(message, &mut out).unwrap();
+    out.len()
+}
+
 fn text(i: usize) -> Message {
     Message::text(format!("m{i}"))
 }
@@ -257,7 +265,7 @@ async fn batches_split_by_encoded_bytes_escapes_included() {
     for r in futures::future::join_all(futures).await {
         r.unwrap();
     }
-    let one = crate::api::encode_message(&quoted()).unwrap().len();
+    let one = encoded_len(&quoted());
     assert_eq!(one, 300 + 2 + r#"{"body":,"content_type":"text"}"#.len());
     // 15 + 3 * 334 + 2 = 1019 > 1000: two messages per request, although raw sizes
     // (150 each) would have allowed six.
@@ -387,7 +395,7 @@ async fn flow_control_counts_encoded_bytes() {
         .build_with(fake.clone())
         .unwrap();
     let big = || Message::text("x".repeat(400));
-    let size = crate::api::encode_message(&big()).unwrap().len() as u64;
+    let size = encoded_len(&big()) as u64;
     let a = p.try_publish(big()).unwrap();
     let b = p.try_publish(big()).unwrap();
     assert_eq!(p.stats().outstanding_bytes, 2 * size);
@@ -747,8 +755,9 @@ fn building_outside_a_runtime_is_an_error() {
     assert!(matches!(err, Error::Config(_)), "{err}");
 }
 
-#[test]
-fn a_message_in_the_open_batch_is_answered_when_the_runtime_goes_away() {
+/// Publishes one message in a runtime that is then dropped, the task having run once
+/// (`let_task_run`) or never; returns how the caller's future ends.
+fn outcome_when_the_runtime_goes_away(let_task_run: bool) -> (Result<Published>, Publisher) {
     let fake = Fake::new(Duration::from_millis(1));
     let first = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -760,8 +769,10 @@ fn a_message_in_the_open_batch_is_answered_when_the_runtime_goes_away() {
             .build_with(fake.clone())
             .unwrap();
         let pending = p.publish(text(0));
-        // The task starts and learns of the open batch; the batch is not due for an hour.
-        tokio::task::yield_now().await;
+        if let_task_run {
+            // The task starts and learns of the open batch, not due for an hour.
+            tokio::task::yield_now().await;
+        }
         (p, pending)
     });
     // The runtime takes the task with it while the message waits in the open batch.
@@ -770,12 +781,27 @@ fn a_message_in_the_open_batch_is_answered_when_the_runtime_goes_away() {
         .enable_all()
         .build()
         .unwrap();
-    let outcome = second.block_on(async { tokio::time::timeout(Duration::from_secs(5), pending).await });
-    let result = outcome.expect("the caller is answered, not left waiting");
-    assert!(
-        matches!(&result, Err(Error::MaybeStored { source }) if matches!(**source, Error::PublisherClosed)),
-        "{result:?}"
-    );
-    assert!(matches!(p.try_publish(text(1)), Err(Error::PublisherClosed)));
+    let outcome =
+        second.block_on(async { tokio::time::timeout(Duration::from_secs(5), pending).await });
     assert!(fake.sizes().is_empty(), "nothing was sent");
+    (
+        outcome.expect("the caller is answered, not left waiting"),
+        p,
+    )
+}
+
+#[test]
+fn a_message_in_the_open_batch_is_answered_when_the_runtime_goes_away() {
+    for let_task_run in [true, false] {
+        let (result, p) = outcome_when_the_runtime_goes_away(let_task_run);
+        assert!(
+            matches!(&result, Err(Error::MaybeStored { source }) if matches!(**source, Error::PublisherClosed)),
+            "task ran: {let_task_run}: {result:?}"
+        );
+        assert!(matches!(
+            p.try_publish(text(1)),
+            Err(Error::PublisherClosed)
+        ));
+        assert_eq!(p.stats().outstanding_messages, 0, "the room is given back");
+    }
 }
