@@ -35,7 +35,7 @@
 //! text, decoded and checked. The last line printed is one JSON object with the figures.
 
 use cloudflare_queues::emulator::{Emulator, Latency, SeedMessage};
-use cloudflare_queues::ops;
+use cloudflare_queues::{QueueHandle, ops};
 use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
@@ -235,6 +235,20 @@ async fn run_phase(emulator: &EmulatorProcess, args: &PhaseArgs) -> Result<Phase
     })
 }
 
+/// A queue of its own for one run of a phase.
+async fn fresh_queue(
+    emulator: &EmulatorProcess,
+    name: &str,
+    run: usize,
+) -> Result<QueueHandle, BoxError> {
+    let client = emulator.client();
+    let created = client
+        .queues()
+        .create(format!("bench-{name}-{run}"))
+        .await?;
+    Ok(client.queue(created.queue_id.unwrap_or_default()))
+}
+
 /// A pull phase: a queue with an HTTP pull consumer, seeded with `n` bodies through the
 /// control API (publishing is not what it measures), consumed by the child.
 async fn pull_phase(
@@ -243,12 +257,7 @@ async fn pull_phase(
     name: &str,
     run: usize,
 ) -> Result<Phase, BoxError> {
-    let client = emulator.client();
-    let created = client
-        .queues()
-        .create(format!("bench-{name}-{run}"))
-        .await?;
-    let queue = client.queue(created.queue_id.unwrap_or_default());
+    let queue = fresh_queue(emulator, name, run).await?;
     queue.consumers().create_http_pull().await?;
     emulator
         .seed(
@@ -277,12 +286,7 @@ async fn publish_phase(
     name: &str,
     run: usize,
 ) -> Result<Phase, BoxError> {
-    let client = emulator.client();
-    let created = client
-        .queues()
-        .create(format!("bench-{name}-{run}"))
-        .await?;
-    let queue = client.queue(created.queue_id.unwrap_or_default());
+    let queue = fresh_queue(emulator, name, run).await?;
     let mut phase = run_phase(emulator, &phase_args(emulator, args, name, queue.id())).await?;
     // The first 16 bytes of a body ("message 00000042") name its message.
     let held = emulator.bodies(queue.id(), 16).await?;
