@@ -5,7 +5,7 @@
 //!
 //! [`EmulatorBuilder::control_api`]: super::EmulatorBuilder::control_api
 
-use super::server::{credentials_ok, error_response, json_response, unauthorized};
+use super::respond::{credentials_ok, error_response, json_response, unauthorized};
 use super::state::{Reject, code};
 use super::{SeedMessage, Shared};
 use axum::Router;

@@ -103,6 +103,7 @@
 mod control;
 mod faults;
 mod ledger;
+mod respond;
 mod server;
 mod state;
 mod wire;

@@ -3,6 +3,7 @@
 //! count, latency, auth, fault plan, dispatch to the [`World`](super::state::World),
 //! envelope.
 
+use super::respond::{credentials_ok, error_response, json_response, unauthorized};
 use super::state::{Reject, code};
 use super::{Fault, Shared, control, wire};
 use crate::models::{
@@ -14,7 +15,7 @@ use crate::{Operation, ops};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 use serde::Serialize;
@@ -182,34 +183,6 @@ fn authorize(s: &Shared, params: &Params, headers: &HeaderMap) -> Result<(), Rej
         return Err(unauthorized());
     }
     Ok(())
-}
-
-pub(crate) fn unauthorized() -> Reject {
-    Reject::new(401, code::UNAUTHORIZED, "Unauthorized")
-}
-
-/// Whether the request carries credentials the emulator accepts: its token, or (with
-/// none configured) any bearer token or email and key pair.
-pub(crate) fn credentials_ok(s: &Shared, headers: &HeaderMap) -> bool {
-    let text = |name: header::HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    let bearer = text(header::AUTHORIZATION)
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let key_pair = matches!(
-        (text(header::HeaderName::from_static("x-auth-email")), text(header::HeaderName::from_static("x-auth-key"))),
-        (Some(e), Some(k)) if !e.is_empty() && !k.is_empty()
-    );
-    match (&s.token, bearer) {
-        (Some(expected), Some(given)) => given == expected.expose_secret(),
-        (Some(_), None) => false,
-        (None, Some(given)) => !given.is_empty(),
-        (None, None) => key_pair,
-    }
 }
 
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Reject> {
@@ -416,18 +389,6 @@ fn success_response(success: Success) -> Response {
     json_response(body)
 }
 
-/// A 200 with a JSON body.
-pub(crate) fn json_response(body: Vec<u8>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
-}
-
 /// Cloudflare sends `"dead_letter_queue": ""` for a consumer without one; the models
 /// skip a `None`, so put the empty string back wherever a consumer object lacks it.
 fn fix_dead_letter_queues(result: Vec<u8>) -> Vec<u8> {
@@ -453,28 +414,6 @@ fn fix_dead_letter_queues(result: Vec<u8>) -> Vec<u8> {
         }
         Err(_) => result,
     }
-}
-
-pub(crate) fn error_response(reject: &Reject) -> Response {
-    let body = serde_json::json!({
-        "success": false,
-        "errors": [{"code": reject.code, "message": reject.message}],
-        "messages": [],
-        "result": null,
-    });
-    let status = StatusCode::from_u16(reject.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, axum::Json(body)).into_response();
-    if let Some(wait) = reject.retry_after {
-        let headers = response.headers_mut();
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            headers.insert(header::RETRY_AFTER, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&wait.as_millis().to_string()) {
-            headers.insert("retry-after-ms", v);
-        }
-    }
-    response
 }
 
 fn bad_gateway() -> Response {
