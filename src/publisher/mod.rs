@@ -30,10 +30,12 @@
 //! # How it works
 //!
 //! * **Batching.** [`Publisher::publish`] encodes and checks the message, takes room
-//!   from flow control, and hands it to one background task. That task sends a batch
-//!   request when it holds `max_messages`, when the next message would take the encoded
-//!   request past `max_bytes`, or `max_delay` after its oldest message arrived, with at
-//!   most `max_concurrent_requests` in flight.
+//!   from flow control, and adds it to the open batch. A batch is closed when it holds
+//!   `max_messages` or the next message would take the encoded request past
+//!   `max_bytes` (by `publish`, which hands it to one background task), or `max_delay`
+//!   after its first message arrived (by the task). The task sends batches in order, at
+//!   most `max_concurrent_requests` at once. The work per message is done in the
+//!   caller; the task is woken once per batch.
 //! * **Flow control.** At most `max_outstanding_messages` and `max_outstanding_bytes`
 //!   await the server. When full, `publish` waits (in order); `try_publish` says
 //!   [`Error::PublisherFull`] at once.
@@ -52,8 +54,10 @@
 //!   batches over queues round-robin, skipping throttled ones, each with its own rate
 //!   limit.
 //!
-//! Files: `config.rs` (builder and settings), `batcher.rs` (the background task),
-//! `sender.rs` (one batch request and its retries), `flow.rs` (flow control), `lane.rs`
+//! Files: `builder.rs` and `config.rs` (builder and settings), `shared.rs` (the open
+//! batch, batches, the task's commands), `outcome.rs` (each batch's outcomes, which
+//! `PublishFuture` polls), `batcher.rs` (the background task), `sender.rs` (one batch
+//! request and its retries), `flow.rs` (flow control), `lane.rs`
 //! (a queue's throttle and rate limit), `report.rs` (counters, stats, report),
 //! `redrive.rs` (moving messages between queues).
 
