@@ -11,7 +11,7 @@
 
 use super::sender;
 use super::shared::{Batch, Command, Shared};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -23,7 +23,10 @@ const RECEIVE_AT_ONCE: usize = 1024;
 
 pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
     let cfg = shared.cfg.clone();
-    let mut ready: VecDeque<(Batch, &'static str)> = VecDeque::new();
+    // By first arrival number: a batch the task took itself may be newer than complete
+    // batches still in the channel; it waits for them.
+    let mut ready: BTreeMap<u64, (Batch, &'static str)> = BTreeMap::new();
+    let mut next_first: u64 = 0;
     let mut inflight: JoinSet<()> = JoinSet::new();
     // The arrival numbers each running batch request carries, by task.
     let mut carried: HashMap<tokio::task::Id, Range<u64>> = HashMap::new();
@@ -43,14 +46,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Com
             let mut open = shared.open();
             due = open.due(cfg.max_delay);
             if due.is_some_and(|at| Instant::now() >= at) {
-                ready.extend(open.take().map(|b| (b, "age")));
+                if let Some(b) = open.take() {
+                    ready.insert(b.first, (b, "age"));
+                }
                 due = None;
             }
         }
         while inflight.len() < cfg.max_concurrent_requests {
-            let Some((batch, reason)) = ready.pop_front() else {
+            let Some(entry) = ready.first_entry().filter(|e| *e.key() == next_first) else {
                 break;
             };
+            let (batch, reason) = entry.remove();
+            next_first = batch.seqs().end;
             let seqs = batch.seqs();
             let lane = shared.pick_lane(&mut next_lane);
             let task = inflight.spawn(sender::send(shared.clone(), lane, batch, reason));
@@ -85,24 +92,24 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Com
                 loop {
                     taken += 1;
                     match cmd {
-                        Some(Command::Batch(batch)) => ready.push_back((batch, "full")),
+                        Some(Command::Batch(batch)) => { ready.insert(batch.first, (batch, "full")); }
                         Some(Command::Opened) => due = shared.open().due(cfg.max_delay),
                         Some(Command::Flush(w)) => {
                             let mut open = shared.open();
                             waiters.push((open.next_seq(), w));
-                            ready.extend(open.take().map(|b| (b, "flush")));
+                            if let Some(b) = open.take() { ready.insert(b.first, (b, "flush")); }
                             due = None;
                         }
                         Some(Command::Close) | None => {
                             closed = true;
                             shared.begin_close();
-                            ready.extend(shared.open().close().map(|b| (b, "shutdown")));
+                            if let Some(b) = shared.open().close() { ready.insert(b.first, (b, "shutdown")); }
                             due = None;
                             // Take what is still in the channel: sent before the close.
                             rx.close();
                             while let Some(cmd) = rx.recv().await {
                                 match cmd {
-                                    Command::Batch(batch) => ready.push_back((batch, "shutdown")),
+                                    Command::Batch(batch) => { ready.insert(batch.first, (batch, "shutdown")); }
                                     Command::Flush(w) => waiters.push((u64::MAX, w)),
                                     Command::Opened | Command::Close => {}
                                 }
@@ -171,6 +178,15 @@ impl Drop for CloseOpen {
         self.0.begin_close();
         let left = self.0.open().close();
         drop(left);
+        let shared = &self.0;
+        shared.report.send_if_modified(|r| {
+            if r.is_none() {
+                *r = Some(shared.report_now());
+                true
+            } else {
+                false
+            }
+        });
     }
 }
 

@@ -204,8 +204,15 @@ impl Publisher {
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.handle.tx.send(Command::Flush(tx)).is_ok() {
-            // An error means the task stopped, having answered everything.
             let _ = rx.await;
+        } else {
+            let _ = self
+                .handle
+                .shared
+                .report
+                .subscribe()
+                .wait_for(Option::is_some)
+                .await;
         }
     }
 

@@ -805,3 +805,111 @@ fn a_message_in_the_open_batch_is_answered_when_the_runtime_goes_away() {
         assert_eq!(p.stats().outstanding_messages, 0, "the room is given back");
     }
 }
+
+#[test]
+fn review_shutdown_after_the_runtime_goes_away() {
+    let fake = Fake::new(Duration::from_millis(1));
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let p = first.block_on(async {
+        let p = builder(1).build_with(fake.clone()).unwrap();
+        tokio::task::yield_now().await;
+        p
+    });
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let r =
+        second.block_on(async { tokio::time::timeout(Duration::from_secs(2), p.shutdown()).await });
+    assert!(
+        r.is_ok(),
+        "shutdown hangs after the task's runtime went away"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn review_flush_during_shutdown_returns_before_outcomes() {
+    let fake = Fake::new(Duration::from_millis(100));
+    let p = builder(1)
+        .max_delay(Duration::from_secs(3600))
+        .build_with(fake.clone())
+        .unwrap();
+    let f = p.publish(text(0));
+    let q = p.clone();
+    let sd = tokio::spawn(async move { q.shutdown().await });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let started = Instant::now();
+    p.flush().await;
+    let flushed_after = started.elapsed();
+    let mut f = Box::pin(f);
+    let done = futures::poll!(f.as_mut()).is_ready();
+    sd.await.unwrap();
+    assert!(
+        done,
+        "flush returned after {flushed_after:?} with the accepted message unanswered"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn review_a_due_open_batch_overtakes_complete_batches_still_in_the_channel() {
+    let mut bad = 0;
+    for _ in 0..20 {
+        let fake = Fake::new(Duration::ZERO);
+        let p = builder(1)
+            .max_messages(2)
+            .max_delay(Duration::ZERO)
+            .max_concurrent_requests(100_000)
+            .max_outstanding_messages(1_000_000)
+            .build_with(fake.clone())
+            .unwrap();
+        let n = 2101;
+        let futs: Vec<_> = (0..n).map(|i| p.publish(text(i))).collect();
+        for r in futures::future::join_all(futs).await {
+            r.unwrap();
+        }
+        p.shutdown().await;
+        let bodies: Vec<usize> = fake
+            .bodies()
+            .into_iter()
+            .map(|b| b.as_str().unwrap()[1..].parse().unwrap())
+            .collect();
+        if let Some(at) = bodies.windows(2).position(|w| w[0] > w[1]) {
+            bad += 1;
+            eprintln!(
+                "out of order at request body {at}: {:?}",
+                &bodies[at.saturating_sub(2)..at + 3]
+            );
+        }
+    }
+    assert_eq!(bad, 0, "runs with batches out of publish order");
+}
+
+#[tokio::test(start_paused = true)]
+async fn review_flush_lets_the_open_batch_overtake_an_older_complete_one() {
+    let fake = Fake::new(Duration::ZERO);
+    let p = builder(1)
+        .max_messages(2)
+        .max_delay(Duration::from_secs(3600))
+        .max_concurrent_requests(1)
+        .build_with(fake.clone())
+        .unwrap();
+    let mut futs = vec![p.publish(text(0))];
+    let mut flush = Box::pin(p.flush());
+    assert!(futures::poll!(flush.as_mut()).is_pending()); // Flush is in the channel
+    futs.push(p.publish(text(1))); // fills batch [0,1]: Batch sent after Flush
+    futs.push(p.publish(text(2))); // opens [2]
+    flush.await;
+    for r in futures::future::join_all(futs).await {
+        r.unwrap();
+    }
+    let bodies: Vec<usize> = fake
+        .bodies()
+        .into_iter()
+        .map(|b| b.as_str().unwrap()[1..].parse().unwrap())
+        .collect();
+    assert_eq!(bodies, vec![0, 1, 2]);
+}
